@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmarks the issues ask for. Prints figures; decides
+# nothing. Long: generates a 20M-event shop (about 1 GB of TSV) under
+# $BENCH_DIR (default build/bench). Select parts with BENCH=import,build,ml100k.
+# MovieLens parts skip with a message when ../shared/data is absent.
+set -uo pipefail
+BUILD=${1:-build}
+BIN=$BUILD/recfuse
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${BENCH_DIR:-$BUILD/bench}
+PARTS=${BENCH:-ml100k,import,build}
+ML=${ML100K:-$ROOT/../shared/data/ml-100k}
+mkdir -p "$DIR"
+want() { [[ ",$PARTS," == *",$1,"* ]]; }
+echo "# recfuse benchmarks $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) on $(nproc) cores, $(date -u +%FT%TZ)"
+
+if want ml100k; then
+  echo "## ML-100K, Protocol A (per-user chronological 80/20, full ranking)"
+  if [ -f "$ML/u.data" ]; then
+    rm -rf "$DIR/ml100k"
+    "$BIN" import --quiet --data "$DIR/ml100k" --movielens "$ML"
+    "$BIN" evaluate --quiet --data "$DIR/ml100k" --models pop,trending,itemknn --k 10,20 \
+      --json "$DIR/ml100k-eval.json"
+  else
+    echo "skipped: $ML/u.data not found (MovieLens is not redistributed with recfuse)"
+  fi
+fi
+
+if want import || want build; then
+  SHOP=$DIR/shop20m
+  if [ ! -f "$SHOP/interactions.tsv" ]; then
+    echo "## generating the 20M-event shop (Protocol C shape)"
+    /usr/bin/time -f "gen: %e s, peak %M KiB" "$BIN" gen --quiet --out "$SHOP" --preset ml20m --seed 1
+  fi
+fi
+
+if want import; then
+  echo "## import of 20M events vs sqlite3 .import"
+  bash "$ROOT/bench/import_bench.sh" "$BIN" "$SHOP/interactions.tsv" "$DIR/import"
+fi
+
+if want build; then
+  echo "## dataset build from the store (20M events)"
+  [ -d "$DIR/import/recfuse" ] || "$BIN" import --quiet --data "$DIR/import/recfuse" --interactions "$SHOP/interactions.tsv"
+  "$BUILD/bench_store_build" "$DIR/import/recfuse"
+fi

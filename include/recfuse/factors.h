@@ -1,0 +1,109 @@
+/* factors.h - latent factors: the factor matrices of a trained iALS model,
+ * fold-in of new users and items, and the ALS row solves underneath.
+ *
+ * An iALS model (model name "ials", docs/models-ials-ease.md) holds a user
+ * matrix U (n_users x dim) and an item matrix V (n_items x dim); the score
+ * of item i for user u is U[u] . V[i]. Rows are stored with a stride of
+ * `ld` floats (dim rounded up to a multiple of 8, entries dim..ld-1 zero)
+ * so the SIMD kernels never need a tail.
+ *
+ * The row solve is the weighted ridge regression of implicit-feedback ALS
+ * (Hu, Koren & Volinsky 2008): for one user (or item) with observed
+ * entries i in O, confidences c_i >= 1 and preference 1 on them, and
+ * preference 0 with confidence 1 everywhere else, find
+ *     x = argmin  sum_{i in O} c_i (1 - y_i.x)^2 + sum_{i not in O} (y_i.x)^2
+ *                 + reg |x|^2
+ * i.e. solve (G + sum_{i in O} (c_i - 1) y_i y_i^T + reg I) x = sum_{i in O} c_i y_i
+ * with G = Y^T Y over all rows of the other side. The exact solve forms
+ * that dim x dim matrix and factors it (Cholesky); the conjugate-gradient
+ * solve never forms it and only applies it:
+ *     A p = G p + reg p + sum_{i in O} (c_i - 1) (y_i.p) y_i.
+ *
+ * Kernels have an AVX2+FMA path chosen at run time on CPUs that have it
+ * and a portable path; results agree to rounding, and a given path is
+ * bit-identical for any thread count. Thread-safe: the solves only read
+ * their inputs and write x and the caller's work buffer. */
+#ifndef RECFUSE_FACTORS_H
+#define RECFUSE_FACTORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+struct rf_err;
+
+/* ---- a trained model's factors --------------------------------------- */
+
+typedef struct rf_factors {
+    int32_t n_users, n_items;
+    int dim;            /* latent dimensions (the `factors` parameter) */
+    int ld;             /* floats from one row to the next: dim rounded up to 8 */
+    const float *users; /* n_users x ld, row-major, borrowed from the model */
+    const float *items; /* n_items x ld */
+} rf_factors;
+
+/* View of a fitted iALS model's factor matrices (borrowed: valid while the
+ * model lives). RF_EINVAL if m is not a fitted factor model. */
+int rf_factors_get(const rf_model *m, rf_factors *out, struct rf_err *err);
+
+/* Scores of all items for a user vector `vec` (dim floats):
+ * out[i] = vec . items[i], n_items floats. */
+void rf_factors_score_all(const rf_factors *f, const float *vec, float *out);
+
+/* The user vector of history h (model item ids; weights NULL = 1), as the
+ * training's user step computes it with the final item factors: an exact
+ * solve with the model's confidence and regularisation. Items out of range
+ * and entries with weight <= 0 are ignored; an empty history gives the zero
+ * vector. vec receives dim floats. Same as ops->fold_in. About 30 us for
+ * 100 events at 64 factors. RF_EINVAL (not an iALS model), RF_ENOMEM. */
+int rf_ials_fold_in_user(const rf_model *m, const rf_hist *h, float *vec, struct rf_err *err);
+
+/* The item vector of an item (new or known) from the users who interacted
+ * with it: users[0..n) in model user ids with weights (NULL = 1), as the
+ * training's item step computes it with the final user factors. vec
+ * receives dim floats. Errors as rf_ials_fold_in_user. */
+int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, const float *weights,
+                         float *vec, struct rf_err *err);
+
+/* ---- ALS row solves ---------------------------------------------------- */
+
+/* One row's problem (see the top of this file). Borrowed pointers. */
+typedef struct rf_als_row {
+    const float *Y;     /* the other side's factors: rows of ld floats, entries >= dim zero */
+    int dim, ld;        /* 1 <= dim <= ld, ld a multiple of 8 */
+    const float *gram;  /* ld x ld, Y^T Y over all rows of Y, full (both triangles) */
+    double reg;         /* ridge, > 0 */
+    int32_t n;          /* observed entries */
+    const int32_t *idx; /* their rows in Y */
+    const float *cm1;   /* their confidence minus one, c_i - 1 >= 0 */
+} rf_als_row;
+
+/* Floats of scratch one solve needs (either solver). */
+size_t rf_als_work_floats(int ld);
+
+/* Exact solve into x (ld floats; entries >= dim set to 0). work: at least
+ * rf_als_work_floats(ld) floats. Returns 0, or RF_ERANGE when the matrix
+ * is not positive definite in float arithmetic (x is then untouched). */
+int rf_als_solve_exact(const rf_als_row *p, float *x, float *work);
+
+/* `steps` conjugate-gradient steps (implicit-style: warm-started from x,
+ * ld floats in/out, entries >= dim must be 0 and stay 0). Stops early when
+ * the residual vanishes. Never fails. */
+void rf_als_solve_cg(const rf_als_row *p, int steps, float *x, float *work);
+
+/* gram = Y^T Y (ld x ld, both triangles) of `rows` rows of Y. Summed by
+ * fixed chunks of rows (cblas_ssyrk each) in double, so the result is the
+ * same for every thread count; parallel with rf_threads() (OpenBLAS is
+ * held at one thread meanwhile). RF_ENOMEM. */
+int rf_als_gram(const float *Y, int32_t rows, int ld, float *gram, struct rf_err *err);
+
+/* Kernel path in use: "avx2" or "portable". */
+const char *rf_als_simd(void);
+/* 0: force the portable kernels (tests, benchmarks); 1: automatic
+ * (AVX2+FMA when the CPU has it; the default). Process-wide, like
+ * rf_set_threads; RECFUSE_SIMD=portable in the environment forces
+ * portable at start-up. */
+void rf_als_set_simd(int automatic);
+
+#endif

@@ -1,0 +1,192 @@
+/* model.h - the common model interface.
+ *
+ * Every model is one file under src/models that fills an rf_model_ops
+ * table. A model is created by name, configured by its parameter table,
+ * fit on a dataset, and then immutable: score and recommend are safe to
+ * call from many threads at once. A model owns copies of the id maps it
+ * was trained with, so a saved model file is self-contained.
+ *
+ * Scoring takes the user's dense id (-1 if the model never saw the user)
+ * and the user's current history in the model's item ids, so history-based
+ * models (kNN) and fold-in work for users who arrived after training.
+ *
+ * Fallback contract: with user == -1 and an empty history every model's
+ * score_all must still rank the catalog sensibly - by popularity unless the
+ * model has something better (content, demographics). The CLI and the
+ * server rely on this for unknown users. docs/models.md lists each model's
+ * choice. */
+#ifndef RECFUSE_MODEL_H
+#define RECFUSE_MODEL_H
+
+#include <stdint.h>
+
+#include "dataset.h"
+#include "params.h"
+#include "topk.h"
+
+struct rf_err;
+struct rf_writer;
+struct rf_reader;
+
+/* A user's history in model item ids; weights and ts may be NULL. */
+typedef struct rf_hist {
+    int32_t n;
+    const int32_t *items;
+    const float *weights;
+    const int64_t *ts;
+} rf_hist;
+
+typedef struct rf_model rf_model;
+
+/* A model's operations. To add a model, define one of these in its own
+ * src/models/NAME.c and list it in the registry in src/models/model.c. */
+typedef struct rf_model_ops {
+    const char *name;
+    const char *help;              /* one line */
+    const rf_param_def *params;    /* parameter table, ends with {0} */
+    size_t params_size;            /* sizeof the params struct */
+    /* Allocate m->impl (params hold their defaults). Called by rf_model_new. */
+    int (*create)(rf_model *m, struct rf_err *err);
+    /* Train on d; m->users/items, n_users/n_items and data_opts are already
+     * set. Called once, by rf_model_fit. */
+    int (*fit)(rf_model *m, const rf_dataset *d, struct rf_err *err);
+    /* Scores of all m->n_items items into out; higher is better. Items the
+     * model cannot score get -INFINITY. h is never NULL (h->n may be 0);
+     * user is in [-1, n_users). Thread-safe. */
+    int (*score_all)(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                     struct rf_err *err);
+    /* Write / read the model's own payload after the common header; load
+     * runs with params, dimensions and id maps already restored and must
+     * validate every size and index it reads (RF_EFORMAT). */
+    int (*save)(const rf_model *m, struct rf_writer *w, struct rf_err *err);
+    int (*load)(rf_model *m, struct rf_reader *r, struct rf_err *err);
+    /* Free m->impl. */
+    void (*destroy)(rf_model *m);
+    /* Optional: NULL if m->params are consistent, else a static message
+     * (LIBLINEAR's check_parameter). Called by rf_model_set_params. */
+    const char *(*params_check)(const void *params);
+    /* Optional (latent-factor models): length of a user vector, 0 or NULL
+     * when the model has none. */
+    int (*user_dim)(const rf_model *m);
+    /* Optional: fold-in - the user vector recomputed from history h alone
+     * (user_dim floats into vec), as the training step would compute it. */
+    int (*fold_in)(const rf_model *m, const rf_hist *h, float *vec, struct rf_err *err);
+    /* Optional: scores of n given items (for mf/svdpp: predicted ratings).
+     * NULL: rf_model_score_items takes them from score_all. */
+    int (*score_items)(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
+                       int32_t n, float *out, struct rf_err *err);
+    /* Optional: adjust the dataset options the model must train on, over
+     * what the caller chose (mf/svdpp: rating events only, use_value 1,
+     * fold LAST, binary 0, no decay). Whoever builds the training matrix
+     * calls it before rf_dataset_build and sets m->data_opts to the
+     * result; NULL: the caller's options stand. */
+    void (*data_defaults)(rf_dataset_opts *o);
+    /* Optional: scores of n users at once, out row r (m->n_items floats)
+     * for users[r] (in [-1, n_users)) with history hists[r]; the same
+     * values as score_all row by row (up to float rounding of a different
+     * summation order). For factor models one sgemm U_block * V^T.
+     * rf_evaluate uses it for blocks of users, from its own parallel loop
+     * (OpenBLAS is set to one thread meanwhile). Thread-safe. */
+    int (*score_batch)(const rf_model *m, int32_t n, const int32_t *users, const rf_hist *hists,
+                       float *out, struct rf_err *err);
+    /* Optional (latent-factor models): the item vectors, m->n_items x *dim
+     * floats row-major, borrowed from the model; NULL when it has none.
+     * Evaluation uses them for intra-list diversity (ILDemb). */
+    const float *(*item_vectors)(const rf_model *m, int *dim);
+} rf_model_ops;
+
+struct rf_model {
+    const rf_model_ops *ops;
+    void *params;          /* struct described by ops->params */
+    void *impl;            /* model state, owned */
+    int32_t n_users, n_items;
+    rf_idmap *users, *items; /* owned copies of the training maps */
+    rf_dataset_opts data_opts; /* how the training matrix was built; saved,
+                                  and used to weight histories at serve time.
+                                  Set it before rf_model_fit (rf_model_new
+                                  fills rf_dataset_opts_default); fit
+                                  resolves now == 0 to the dataset's ts_max. */
+    double fit_seconds;
+    int fitted;            /* 1 after a successful fit or load */
+};
+
+/* Ops of a registered model by name, NULL if unknown. */
+const rf_model_ops *rf_model_find(const char *name);
+/* Names of registered models, NULL-terminated. */
+const char *const *rf_model_names(void);
+
+/* New unfitted model with default parameters and default data_opts.
+ * RF_ENOTFOUND for an unknown name (the message lists the known ones). */
+int rf_model_new(const char *name, rf_model **out, struct rf_err *err);
+/* NULL is a no-op. */
+void rf_model_free(rf_model *m);
+/* Apply "k=v,k2=v2" (or space-separated) to m->params, then the model's
+ * params_check. RF_ENOTFOUND / RF_EPARSE / RF_ERANGE as rf_params_set,
+ * RF_EINVAL from params_check, RF_ESTATE once the model is fitted (a model
+ * keeps the parameters it was trained with). */
+int rf_model_set_params(rf_model *m, const char *kvs, struct rf_err *err);
+/* "k=v k2=v2" of the model's current parameters into buf. */
+int rf_model_params_format(const rf_model *m, char *buf, size_t size);
+/* Copies the dataset's id maps, then calls ops->fit; times it. The
+ * dataset is only read during the call (the model keeps no pointer into
+ * it). RF_ESTATE if the model is already fitted. */
+int rf_model_fit(rf_model *m, const rf_dataset *d, struct rf_err *err);
+
+/* All-item scores (m->n_items floats into out) through ops->score_all;
+ * h may be NULL (empty history). Thread-safe. */
+int rf_model_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                       struct rf_err *err);
+
+/* Scores of n given items (through ops->score_items, else score_all);
+ * h may be NULL. Item ids outside [0, n_items) get NAN. Thread-safe. */
+int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
+                         int32_t n, float *out, struct rf_err *err);
+
+/* Filter for recommend: items with exclude[item] != 0 are skipped; the
+ * user's history items are always skipped. */
+typedef struct rf_filter {
+    const uint8_t *exclude; /* n_items flags or NULL */
+} rf_filter;
+
+/* Best k items for a user, never one in h (h may be NULL), nor one with
+ * f->exclude set (f may be NULL), nor one the model scores -INFINITY.
+ * Best first, ties by the smaller item id. `scratch` is n_items floats
+ * (NULL: allocated per call); out has k entries. Returns the count written
+ * (<= k, 0 when k <= 0) or a negative RF_E* code. Thread-safe with one
+ * scratch per thread. */
+int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
+                       const rf_filter *f, float *scratch, rf_scored *out, struct rf_err *err);
+
+/* Save to / load from a model file (binfile.h): header with model name,
+ * parameters, dimensions and id maps, then the model's own payload. */
+int rf_model_save(const rf_model *m, const char *path, struct rf_err *err);
+/* RF_ENOTFOUND if the file is missing, RF_EIO if it cannot be read,
+ * RF_EFORMAT for a foreign, truncated
+ * or inconsistent file (or an unknown model name / newer version),
+ * RF_ECORRUPT for a checksum mismatch. */
+int rf_model_load(const char *path, rf_model **out, struct rf_err *err);
+/* Magic and format version of model files. */
+#define RF_MODEL_MAGIC "RFMODEL\0"
+#define RF_MODEL_VERSION 1u
+
+/* Weighted history of one user from raw events (string ids resolved
+ * through the model's item map; unknown items dropped), folded per item
+ * with m->data_opts exactly as rf_dataset_build folds a training row:
+ * events of a type with weight 0 are dropped; event weight =
+ * type_weight[type] * (use_value ? value : 1) * 2^(-(now - ts) / half_life)
+ * (decay only when half_life_days > 0; now is the later of data_opts.now
+ * and the newest event kept), folded in double by
+ * data_opts.fold (LAST: the newest event, later index on equal times),
+ * then 1 if data_opts.binary. Items come out sorted by model item id; ts
+ * is each item's newest event time. All events of `ev` are taken as the
+ * user's. Arrays are allocated into *items, *weights, *ts (rf_free; each of
+ * weights and ts may be NULL if not wanted); *n may be 0, and then the
+ * arrays are NULL. */
+int rf_hist_from_events(const rf_model *m, const rf_events *ev, int32_t **items, float **weights,
+                        int64_t **ts, int32_t *n, struct rf_err *err);
+
+/* Build the history of a training user from a dataset row (borrowing the
+ * dataset's arrays; ts stays NULL). */
+void rf_hist_from_row(const rf_dataset *d, int32_t user, rf_hist *h);
+
+#endif

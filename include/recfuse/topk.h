@@ -1,0 +1,32 @@
+/* topk.h - bounded top-k selection with a min-heap.
+ *
+ * Ties are broken by the smaller id, so results are deterministic. The
+ * caller owns the buffer (k entries). */
+#ifndef RECFUSE_TOPK_H
+#define RECFUSE_TOPK_H
+
+#include <stdint.h>
+
+typedef struct rf_scored {
+    float score;
+    int32_t id;
+} rf_scored;
+
+typedef struct rf_topk {
+    int k, n;
+    rf_scored *heap; /* caller-provided, k entries */
+} rf_topk;
+
+void rf_topk_init(rf_topk *t, rf_scored *buf, int k);
+/* Offer (id, score). NaN scores are ignored. */
+void rf_topk_push(rf_topk *t, int32_t id, float score);
+/* Sort the kept entries best first (score desc, id asc) in place; returns n. */
+int rf_topk_finish(rf_topk *t);
+
+/* Best k of scores[0..n) skipping ids with exclude[id] != 0 (exclude may
+ * be NULL) and scores equal to -INFINITY. Writes best first to out (k
+ * entries) and returns how many were written. */
+int rf_topk_select(const float *scores, int32_t n, int k, const uint8_t *exclude,
+                   rf_scored *out);
+
+#endif

@@ -1,0 +1,553 @@
+/* ials.c - implicit-feedback alternating least squares ("ials").
+ *
+ * Hu, Koren & Volinsky (2008): every (user, item) cell has preference
+ * p = 1 if the user interacted with the item (folded weight r > 0) and 0
+ * otherwise, with confidence c = 1 + alpha * r (confidence=linear) or
+ * c = 1 + alpha * log(1 + r / eps) (confidence=log) on observed cells and
+ * 1 elsewhere. The model minimises
+ *     sum_{u,i} c_ui (p_ui - x_u.y_i)^2 + sum_u reg_u |x_u|^2 + sum_i reg_i |y_i|^2
+ * by alternating exact (or conjugate-gradient) solves of all user rows,
+ * then all item rows (factors.h has the row problem). The regularisation
+ * is reg, or with reg_exp = nu > 0 the frequency-scaled form of Rendle et
+ * al., "Revisiting the Performance of iALS on Item Recommendation
+ * Benchmarks" (2021): reg_u = reg * W_u^nu, where W_u = n_items +
+ * sum_i (c_ui - 1) is the total confidence of the user's row (users with
+ * more data are regularised more), likewise for items.
+ *
+ * DESIGN: factors are float32, row-major, rows padded to a multiple of 8
+ * floats (64-byte aligned blocks) for the SIMD kernels of ials_kernels.c.
+ * Each half-iteration computes the Gram matrix of the fixed side with
+ * rf_als_gram (OpenBLAS ssyrk over fixed chunks, summed in double), then
+ * solves every row in parallel (OpenMP, dynamic schedule) with per-thread
+ * scratch allocated once; a row's solve depends only on the data and the
+ * fixed side, and initial factors come from a per-row RNG stream, so the
+ * trained factors are bit-identical for every thread count (for a given
+ * kernel path, factors.h). Entries with weight <= 0 are not observations
+ * (p = 0, c = 1), as in HKV.
+ *
+ * Scoring: a known user with training data uses the trained vector; a user
+ * unknown to the model (or with no training data) is folded in from the
+ * history passed in - an exact solve against the final item factors, as
+ * the training's user step would compute it (rf_ials_fold_in_user); an
+ * empty history gets item popularity (distinct training users per item),
+ * the fallback contract of model.h. The Gram matrices of the final U and V
+ * are kept for fold-in (recomputed on load). */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "recfuse/binfile.h"
+#include "recfuse/error.h"
+#include "recfuse/factors.h"
+#include "recfuse/log.h"
+#include "recfuse/mem.h"
+#include "recfuse/model.h"
+#include "recfuse/parallel.h"
+#include "recfuse/progress.h"
+#include "recfuse/rng.h"
+#include "recfuse/util.h"
+
+enum { CONF_LINEAR = 0, CONF_LOG = 1 };
+enum { SOLVER_CHOLESKY = 0, SOLVER_CG = 1 };
+
+typedef struct ials_params {
+    int factors;
+    double reg;
+    double reg_exp;
+    double alpha;
+    int confidence;
+    double eps;
+    int iterations;
+    int solver;
+    int cg_steps;
+    double init;
+    int seed;
+} ials_params;
+
+typedef struct ials_impl {
+    int dim, ld;
+    float *U, *V;         /* n_users x ld, n_items x ld; inside U_mem / V_mem */
+    void *U_mem, *V_mem;  /* allocations (64-byte aligned views above) */
+    float *GU, *GV;       /* ld x ld Gram matrices of the final U and V */
+    float *pop;           /* n_items: distinct training users (fallback) */
+} ials_impl;
+
+/* Defaults tuned on ML-100K validation (docs/models-ials-ease.md). */
+static const rf_param_def ials_defs[] = {
+    {"factors", RF_P_INT, offsetof(ials_params, factors), 128, 1, 1024, NULL,
+     "latent dimensions"},
+    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 10, 1e-9, 1e12, NULL,
+     "L2 regularisation (scaled by W^reg_exp, W = a row's total confidence)"},
+    {"reg_exp", RF_P_DOUBLE, offsetof(ials_params, reg_exp), 0, 0, 2, NULL,
+     "frequency scaling of reg (Rendle et al. 2021): 0 plain, 1 proportional"},
+    {"alpha", RF_P_DOUBLE, offsetof(ials_params, alpha), 1, 0, 1e9, NULL,
+     "confidence of an observed cell: c = 1 + alpha * r (or the log form)"},
+    {"confidence", RF_P_ENUM, offsetof(ials_params, confidence), CONF_LINEAR, 0, 1, "linear,log",
+     "linear: c = 1 + alpha r; log: c = 1 + alpha log(1 + r / eps)"},
+    {"eps", RF_P_DOUBLE, offsetof(ials_params, eps), 1, 1e-9, 1e9, NULL,
+     "scale of r in the log confidence"},
+    {"iterations", RF_P_INT, offsetof(ials_params, iterations), 15, 1, 10000, NULL,
+     "alternating iterations (user step, then item step)"},
+    {"solver", RF_P_ENUM, offsetof(ials_params, solver), SOLVER_CG, 0, 1, "cholesky,cg",
+     "row solver: exact Cholesky, or conjugate gradient warm-started"},
+    {"cg_steps", RF_P_INT, offsetof(ials_params, cg_steps), 3, 1, 1024, NULL,
+     "conjugate-gradient steps per row and half-iteration"},
+    {"init", RF_P_DOUBLE, offsetof(ials_params, init), 0.1, 0, 100, NULL,
+     "initial factors ~ N(0, (init / sqrt(factors))^2)"},
+    {"seed", RF_P_INT, offsetof(ials_params, seed), 42, 0, 2147483647, NULL,
+     "seed of the initial factors"},
+    {0},
+};
+
+extern const rf_model_ops rf_model_ials_ops;
+
+static int round8(int n) { return (n + 7) & ~7; }
+
+/* rows x ld floats, zeroed, 64-byte aligned inside *mem. Large matrices
+ * are 2 MiB aligned and advised to use transparent huge pages: the solves
+ * read rows scattered over the whole matrix, and with 4 KiB pages nearly
+ * every row costs a TLB miss (measured: CG 25% faster at Protocol C size). */
+static float *alloc_factors(int64_t rows, int ld, void **mem) {
+    size_t n = (size_t)(rows > 0 ? rows : 1) * (size_t)ld;
+    const size_t huge = (size_t)2 << 20;
+    if (n > (SIZE_MAX - huge) / sizeof(float)) return NULL;
+    size_t bytes = n * sizeof(float), align = bytes >= 2 * huge ? huge : 64;
+    *mem = rf_calloc(bytes + align, 1);
+    if (!*mem) return NULL;
+    uintptr_t a = ((uintptr_t)*mem + align - 1) & ~(uintptr_t)(align - 1);
+#ifdef MADV_HUGEPAGE
+    if (align == huge) madvise((void *)a, bytes & ~(huge - 1), MADV_HUGEPAGE);
+#endif
+    return (float *)a;
+}
+
+static void impl_clear(ials_impl *p) {
+    rf_free(p->U_mem);
+    rf_free(p->V_mem);
+    rf_free(p->GU);
+    rf_free(p->GV);
+    rf_free(p->pop);
+    memset(p, 0, sizeof *p);
+}
+
+static int ials_create(rf_model *m, rf_err *err) {
+    m->impl = rf_calloc(1, sizeof(ials_impl));
+    if (!m->impl) return rf_err_set(err, RF_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void ials_destroy(rf_model *m) {
+    ials_impl *p = m->impl;
+    if (!p) return;
+    impl_clear(p);
+    rf_free(p);
+    m->impl = NULL;
+}
+
+static const char *ials_check(const void *params) {
+    const ials_params *pp = params;
+    if (pp->factors < 1) return "factors must be at least 1";
+    if (!(pp->reg > 0)) return "reg must be > 0";
+    if (pp->reg_exp < 0) return "reg_exp must be >= 0";
+    if (pp->alpha < 0) return "alpha must be >= 0";
+    if (!(pp->eps > 0)) return "eps must be > 0";
+    if (pp->iterations < 1) return "iterations must be at least 1";
+    if (pp->cg_steps < 1) return "cg_steps must be at least 1";
+    if (pp->init < 0) return "init must be >= 0";
+    return NULL;
+}
+
+/* c - 1 of an observed cell with folded weight r > 0. */
+static inline float conf_m1(const ials_params *pp, float r) {
+    if (pp->confidence == CONF_LOG) return (float)(pp->alpha * log1p((double)r / pp->eps));
+    return (float)(pp->alpha * (double)r);
+}
+
+/* The observations of one row (entries with weight > 0) into idx/cm1;
+ * returns their count and the row's regularisation in *reg. n_cols: size
+ * of the other side (for the frequency-scaled form). Entries outside
+ * [0, n_cols) are skipped (fold-in input is not trusted). */
+static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, const float *w,
+                        int32_t n_cols, int32_t *idx, float *cm1, double *reg) {
+    int32_t k = 0;
+    double sum = 0;
+    for (int32_t t = 0; t < n; t++) {
+        float r = w ? w[t] : 1.0f;
+        int32_t c = cols[t];
+        if (!(r > 0) || c < 0 || c >= n_cols) continue;
+        idx[k] = c;
+        cm1[k] = conf_m1(pp, r);
+        sum += cm1[k];
+        k++;
+    }
+    *reg = pp->reg_exp > 0 ? pp->reg * pow((double)n_cols + sum, pp->reg_exp) : pp->reg;
+    return k;
+}
+
+/* Solve every row of X against the fixed side Y (gram G) from matrix M
+ * (rows of X x columns = rows of Y). Returns the number of rows whose
+ * exact solve failed (solved by CG instead). */
+static int64_t solve_side(const ials_params *pp, const rf_csr *M, float *X, const float *Y,
+                          const float *G, int dim, int ld, int nth, int32_t *idx_all,
+                          float *cm1_all, float *work_all, int32_t maxlen) {
+    const size_t wf = rf_als_work_floats(ld);
+    int64_t fails = 0;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nth) reduction(+ : fails)
+    for (int32_t u = 0; u < M->nrows; u++) {
+        size_t t = (size_t)rf_thread_id();
+        int32_t *idx = idx_all + t * (size_t)maxlen;
+        float *cm1 = cm1_all + t * (size_t)maxlen;
+        float *work = work_all + t * wf;
+        float *x = X + (size_t)u * ld;
+        int64_t lo = M->indptr[u];
+        double reg;
+        int32_t n = prep_row(pp, (int32_t)(M->indptr[u + 1] - lo), M->indices + lo, M->data + lo,
+                             M->ncols, idx, cm1, &reg);
+        if (n == 0) {
+            memset(x, 0, (size_t)ld * sizeof *x);
+            continue;
+        }
+        rf_als_row pr = {Y, dim, ld, G, reg, n, idx, cm1};
+        if (pp->solver == SOLVER_CG) {
+            rf_als_solve_cg(&pr, pp->cg_steps, x, work);
+        } else if (rf_als_solve_exact(&pr, x, work) != 0) {
+            rf_als_solve_cg(&pr, dim, x, work);
+            fails++;
+        }
+    }
+    return fails;
+}
+
+static void init_factors(float *X, int32_t rows, int dim, int ld, double scale, uint64_t seed,
+                         uint64_t stream0, int nth) {
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int32_t u = 0; u < rows; u++) {
+        rf_rng g;
+        rf_rng_stream(&g, seed, stream0 + (uint64_t)u);
+        float *x = X + (size_t)u * ld;
+        for (int k = 0; k < dim; k++) x[k] = (float)(scale * rf_rng_normal(&g));
+    }
+}
+
+static int32_t max_row(const rf_csr *M) {
+    int64_t mx = 0;
+    for (int32_t r = 0; r < M->nrows; r++)
+        if (rf_csr_row_len(M, r) > mx) mx = rf_csr_row_len(M, r);
+    return (int32_t)(mx > 0 ? mx : 1);
+}
+
+/* Popularity and the Gram matrices of the final factors. */
+static int finish_impl(const rf_model *m, ials_impl *p, rf_err *err) {
+    const size_t ld2 = (size_t)p->ld * (size_t)p->ld;
+    if (!p->GU) p->GU = rf_malloc_array(ld2, sizeof *p->GU);
+    if (!p->GV) p->GV = rf_malloc_array(ld2, sizeof *p->GV);
+    if (!p->GU || !p->GV) return rf_err_set(err, RF_ENOMEM, "ials: out of memory");
+    int rc = rf_als_gram(p->U, m->n_users, p->ld, p->GU, err);
+    if (rc == 0) rc = rf_als_gram(p->V, m->n_items, p->ld, p->GV, err);
+    return rc;
+}
+
+static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
+    const ials_params *pp = m->params;
+    ials_impl *p = m->impl;
+    impl_clear(p);
+    const int dim = pp->factors, ld = round8(dim), nth = rf_threads();
+    const size_t wf = rf_als_work_floats(ld);
+    const int32_t maxlen = max_row(d->ui) > max_row(d->iu) ? max_row(d->ui) : max_row(d->iu);
+    int rc = RF_ENOMEM;
+    float *G = rf_malloc_array((size_t)ld * ld, sizeof *G);
+    int32_t *idx = rf_malloc_array((size_t)nth * maxlen, sizeof *idx);
+    float *cm1 = rf_malloc_array((size_t)nth * maxlen, sizeof *cm1);
+    float *work = rf_malloc_array((size_t)nth * wf, sizeof *work);
+    p->dim = dim;
+    p->ld = ld;
+    p->U = alloc_factors(d->n_users, ld, &p->U_mem);
+    p->V = alloc_factors(d->n_items, ld, &p->V_mem);
+    p->pop = rf_malloc_array((size_t)(d->n_items > 0 ? d->n_items : 1), sizeof *p->pop);
+    rf_progress *prog = NULL;
+    if (!G || !idx || !cm1 || !work || !p->U || !p->V || !p->pop) {
+        rf_err_set(err, RF_ENOMEM, "ials: out of memory (%d users, %d items, %d factors)",
+                   d->n_users, d->n_items, dim);
+        goto fail;
+    }
+    const double scale = pp->init / sqrt((double)dim);
+    init_factors(p->U, d->n_users, dim, ld, scale, (uint64_t)pp->seed, 0, nth);
+    init_factors(p->V, d->n_items, dim, ld, scale, (uint64_t)pp->seed, (uint64_t)1 << 40, nth);
+
+    prog = rf_progress_start("ials", pp->iterations);
+    int64_t fails = 0;
+    for (int it = 0; it < pp->iterations; it++) {
+        double t0 = rf_mono();
+        if ((rc = rf_als_gram(p->V, d->n_items, ld, G, err))) goto fail;
+        fails += solve_side(pp, d->ui, p->U, p->V, G, dim, ld, nth, idx, cm1, work, maxlen);
+        double t1 = rf_mono();
+        if ((rc = rf_als_gram(p->U, d->n_users, ld, G, err))) goto fail;
+        fails += solve_side(pp, d->iu, p->V, p->U, G, dim, ld, nth, idx, cm1, work, maxlen);
+        rf_log(RF_LOG_DEBUG, "ials.iter", "it=%d seconds=%.3f user_step=%.3f item_step=%.3f",
+               it + 1, rf_mono() - t0, t1 - t0, rf_mono() - t1);
+        rf_progress_set(prog, it + 1);
+    }
+    rf_progress_finish(prog);
+    prog = NULL;
+    if (fails)
+        rf_log(RF_LOG_WARN, "ials.cholesky",
+               "rows=%lld msg=\"matrix not positive definite in float; solved by CG instead\"",
+               (long long)fails);
+    for (int32_t i = 0; i < d->n_items; i++) {
+        int64_t c = 0;
+        for (int64_t q = d->iu->indptr[i]; q < d->iu->indptr[i + 1]; q++) c += d->iu->data[q] > 0;
+        p->pop[i] = (float)c;
+    }
+    if ((rc = finish_impl(m, p, err))) goto fail;
+    rf_log(RF_LOG_INFO, "ials.fit", "users=%d items=%d factors=%d iterations=%d solver=%s simd=%s",
+           d->n_users, d->n_items, dim, pp->iterations,
+           pp->solver == SOLVER_CG ? "cg" : "cholesky", rf_als_simd());
+    rc = 0;
+    goto done;
+fail:
+    rf_progress_finish(prog);
+    impl_clear(p);
+done:
+    rf_free(G);
+    rf_free(idx);
+    rf_free(cm1);
+    rf_free(work);
+    return rc;
+}
+
+/* ---- fold-in --------------------------------------------------------------- */
+
+/* Exact solve of one row against Y (n_rows_y rows, gram G) from entries
+ * cols/w; x receives ld floats (zero when no entry is usable). *used
+ * receives the number of usable entries. */
+static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, int32_t n_rows_y,
+                    const float *G, int32_t n, const int32_t *cols, const float *w, float *x,
+                    int32_t *used, rf_err *err) {
+    const int ld = p->ld;
+    size_t wf = rf_als_work_floats(ld);
+    size_t nn = (size_t)(n > 0 ? n : 1);
+    /* one block: work | cm1 | idx */
+    float *block = rf_malloc_array(wf + nn + nn, sizeof(float));
+    if (!block) return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
+    float *work = block, *cm1 = block + wf;
+    int32_t *idx = (int32_t *)(block + wf + nn);
+    double reg;
+    int32_t k = prep_row(pp, n, cols, w, n_rows_y, idx, cm1, &reg);
+    *used = k;
+    if (k == 0) {
+        memset(x, 0, (size_t)ld * sizeof *x);
+    } else {
+        rf_als_row pr = {Y, p->dim, ld, G, reg, k, idx, cm1};
+        if (rf_als_solve_exact(&pr, x, work) != 0) {
+            memset(x, 0, (size_t)ld * sizeof *x);
+            rf_als_solve_cg(&pr, p->dim, x, work);
+        }
+    }
+    rf_free(block);
+    return 0;
+}
+
+static int check_model(const rf_model *m, rf_err *err) {
+    if (!m || m->ops != &rf_model_ials_ops || !m->fitted || !m->impl ||
+        !((const ials_impl *)m->impl)->V)
+        return rf_err_set(err, RF_EINVAL, "not a fitted ials model");
+    return 0;
+}
+
+int rf_ials_fold_in_user(const rf_model *m, const rf_hist *h, float *vec, rf_err *err) {
+    int rc = check_model(m, err);
+    if (rc) return rc;
+    const ials_impl *p = m->impl;
+    float xb[1024 + 8];
+    int32_t used;
+    rc = fold_row(m->params, p, p->V, m->n_items, p->GV, h ? h->n : 0, h ? h->items : NULL,
+                  h ? h->weights : NULL, xb, &used, err);
+    if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
+    return rc;
+}
+
+int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, const float *weights,
+                         float *vec, rf_err *err) {
+    int rc = check_model(m, err);
+    if (rc) return rc;
+    const ials_impl *p = m->impl;
+    float xb[1024 + 8];
+    int32_t used;
+    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, users ? n : 0, users, weights, xb, &used,
+                  err);
+    if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
+    return rc;
+}
+
+int rf_factors_get(const rf_model *m, rf_factors *out, rf_err *err) {
+    int rc = check_model(m, err);
+    if (rc) return rc;
+    const ials_impl *p = m->impl;
+    out->n_users = m->n_users;
+    out->n_items = m->n_items;
+    out->dim = p->dim;
+    out->ld = p->ld;
+    out->users = p->U;
+    out->items = p->V;
+    return 0;
+}
+
+static int ials_user_dim(const rf_model *m) {
+    const ials_impl *p = m->impl;
+    return p ? p->dim : 0;
+}
+
+static int ials_fold_in(const rf_model *m, const rf_hist *h, float *vec, rf_err *err) {
+    return rf_ials_fold_in_user(m, h, vec, err);
+}
+
+/* ---- scoring ----------------------------------------------------------------- */
+
+static int has_vector(const ials_impl *p, int32_t user) {
+    const float *x = p->U + (size_t)user * p->ld;
+    for (int k = 0; k < p->dim; k++)
+        if (x[k] != 0.0f) return 1;
+    return 0;
+}
+
+/* The user's vector (ld floats) into xb: trained, folded in, or none
+ * (returns 0 with *have = 0: use popularity). */
+static int user_vector(const rf_model *m, int32_t user, const rf_hist *h, float *xb, int *have,
+                       rf_err *err) {
+    const ials_impl *p = m->impl;
+    *have = 0;
+    if (user >= 0 && user < m->n_users && has_vector(p, user)) {
+        memcpy(xb, p->U + (size_t)user * p->ld, (size_t)p->ld * sizeof *xb);
+        *have = 1;
+        return 0;
+    }
+    if (h->n == 0) return 0;
+    int32_t used;
+    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, h->n, h->items, h->weights, xb, &used,
+                      err);
+    *have = rc == 0 && used > 0;
+    return rc;
+}
+
+static int ials_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                          rf_err *err) {
+    const ials_impl *p = m->impl;
+    float xb[1024 + 8];
+    int have;
+    int rc = user_vector(m, user, h, xb, &have, err);
+    if (rc) return rc;
+    if (!have) {
+        memcpy(out, p->pop, (size_t)m->n_items * sizeof *out);
+        return 0;
+    }
+    rf_factors f = {m->n_users, m->n_items, p->ld, p->ld, p->U, p->V};
+    rf_factors_score_all(&f, xb, out);
+    return 0;
+}
+
+static int ials_score_items(const rf_model *m, int32_t user, const rf_hist *h,
+                            const int32_t *items, int32_t n, float *out, rf_err *err) {
+    const ials_impl *p = m->impl;
+    float xb[1024 + 8];
+    int have;
+    int rc = user_vector(m, user, h, xb, &have, err);
+    if (rc) return rc;
+    for (int32_t t = 0; t < n; t++) {
+        int32_t i = items[t];
+        if (!have) {
+            out[t] = p->pop[i];
+            continue;
+        }
+        const float *y = p->V + (size_t)i * p->ld;
+        float s = 0;
+        for (int k = 0; k < p->dim; k++) s += y[k] * xb[k];
+        out[t] = s;
+    }
+    return 0;
+}
+
+/* ---- files ----------------------------------------------------------------------- */
+
+static int ials_save(const rf_model *m, rf_writer *w, rf_err *err) {
+    const ials_impl *p = m->impl;
+    int rc = rf_writer_i64(w, p->dim);
+    rc |= rf_writer_i64(w, m->n_users);
+    rc |= rf_writer_i64(w, m->n_items);
+    for (int32_t u = 0; u < m->n_users && rc == 0; u++)
+        rc |= rf_writer_put(w, p->U + (size_t)u * p->ld, (size_t)p->dim * sizeof(float));
+    for (int32_t i = 0; i < m->n_items && rc == 0; i++)
+        rc |= rf_writer_put(w, p->V + (size_t)i * p->ld, (size_t)p->dim * sizeof(float));
+    rc |= rf_writer_put(w, p->pop, (size_t)m->n_items * sizeof *p->pop);
+    return rc ? rf_err_set(err, RF_EIO, "ials: write failed") : 0;
+}
+
+static int read_rows(rf_reader *r, float *X, int32_t rows, int dim, int ld, rf_err *err) {
+    for (int32_t u = 0; u < rows; u++) {
+        float *x = X + (size_t)u * ld;
+        int rc = rf_reader_get(r, x, (size_t)dim * sizeof *x, err);
+        if (rc) return rc;
+        for (int k = 0; k < dim; k++)
+            if (!isfinite(x[k])) return rf_err_set(err, RF_EFORMAT, "ials: non-finite factor");
+    }
+    return 0;
+}
+
+static int ials_load(rf_model *m, rf_reader *r, rf_err *err) {
+    const ials_params *pp = m->params;
+    ials_impl *p = m->impl;
+    impl_clear(p);
+    int64_t dim, nu, ni;
+    int rc;
+    if ((rc = rf_reader_i64(r, &dim, err)) || (rc = rf_reader_i64(r, &nu, err)) ||
+        (rc = rf_reader_i64(r, &ni, err)))
+        return rc;
+    if (dim != pp->factors || nu != m->n_users || ni != m->n_items ||
+        ((nu + ni) * dim + ni) * (int64_t)sizeof(float) != rf_reader_remaining(r))
+        return rf_err_set(err, RF_EFORMAT,
+                          "ials: payload of %lld x %lld / %lld x %lld factors (%lld bytes) "
+                          "disagrees with the header (%d users, %d items, factors=%d)",
+                          (long long)nu, (long long)dim, (long long)ni, (long long)dim,
+                          (long long)rf_reader_remaining(r), m->n_users, m->n_items, pp->factors);
+    p->dim = (int)dim;
+    p->ld = round8(p->dim);
+    p->U = alloc_factors(nu, p->ld, &p->U_mem);
+    p->V = alloc_factors(ni, p->ld, &p->V_mem);
+    p->pop = rf_malloc_array((size_t)(ni > 0 ? ni : 1), sizeof *p->pop);
+    if (!p->U || !p->V || !p->pop) {
+        rc = rf_err_set(err, RF_ENOMEM, "ials: out of memory");
+        goto fail;
+    }
+    if ((rc = read_rows(r, p->U, (int32_t)nu, p->dim, p->ld, err)) ||
+        (rc = read_rows(r, p->V, (int32_t)ni, p->dim, p->ld, err)) ||
+        (rc = rf_reader_get(r, p->pop, (size_t)ni * sizeof *p->pop, err)))
+        goto fail;
+    for (int64_t i = 0; i < ni; i++)
+        if (!(p->pop[i] >= 0) || !isfinite(p->pop[i])) {
+            rc = rf_err_set(err, RF_EFORMAT, "ials: bad popularity value");
+            goto fail;
+        }
+    if ((rc = finish_impl(m, p, err))) goto fail;
+    return 0;
+fail:
+    impl_clear(p);
+    return rc;
+}
+
+const rf_model_ops rf_model_ials_ops = {
+    .name = "ials",
+    .help = "implicit-feedback ALS (confidence-weighted matrix factorisation)",
+    .params = ials_defs,
+    .params_size = sizeof(ials_params),
+    .create = ials_create,
+    .fit = ials_fit,
+    .score_all = ials_score_all,
+    .save = ials_save,
+    .load = ials_load,
+    .destroy = ials_destroy,
+    .params_check = ials_check,
+    .user_dim = ials_user_dim,
+    .fold_in = ials_fold_in,
+    .score_items = ials_score_items,
+};
