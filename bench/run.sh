@@ -36,11 +36,13 @@ fi
 
 if want import; then
   echo "## import of 20M events vs sqlite3 .import"
-  bash "$ROOT/bench/import_bench.sh" "$BIN" "$SHOP/interactions.tsv" "$DIR/import"
+  bash "$ROOT/bench/import_bench.sh" "$BIN" "$SHOP/interactions.tsv" --workdir "$DIR/import"
 fi
 
 if want build; then
   echo "## dataset build from the store (20M events)"
-  [ -d "$DIR/import/recfuse" ] || "$BIN" import --quiet --data "$DIR/import/recfuse" --interactions "$SHOP/interactions.tsv"
-  "$BUILD/bench_store_build" "$DIR/import/recfuse"
+  [ -f "$DIR/store20m/recfuse.db" ] || "$BIN" import --quiet --data "$DIR/store20m" --interactions "$SHOP/interactions.tsv"
+  "$BUILD/bench_store_build" "$DIR/store20m"
+  echo "## dataset build from an in-memory log (20M events, 5 runs)"
+  "$BUILD/bench_dataset" 20000000 5
 fi
