@@ -17,7 +17,8 @@
  * Usage: bench_ials [THREADS [ITERATIONS [FACTORS [PARAMS]]]]
  *   default: 2 threads, 15 iterations, 64 factors, no extra parameters
  *   (the model's defaults); PARAMS e.g. "alpha=2,cg_steps=2".
- *   RECFUSE_SIMD=portable runs the portable kernels instead of AVX2;
+ *   RECFUSE_SIMD=portable or =avx2 caps the kernel level (default: the
+ *   best the CPU has, AVX-512 CG passes where available);
  *   BENCH_DEBUG=1 logs the time of every user and item step.
  * Reference (REFERENCE.md): implicit ALS, 64 factors, 15 iterations, CG,
  * 2 threads: 54.5 s (3.63 s per iteration), 1,493 MiB peak RSS (Python);

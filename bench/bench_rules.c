@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
             rf_itemsets_free(s);
             double c0 = cpu_now(), w0 = rf_mono();
             rf_rule *rules;
-            if (rf_fpgrowth(b, ni, minc, max_len, &s, &err) ||
+            if (rf_fpgrowth(b, ni, minc, max_len, 0, &s, &err) ||
                 rf_rules_from_itemsets(s, 0.01, 1.0, &rules, &nr, &err)) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 1;

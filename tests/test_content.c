@@ -173,6 +173,7 @@ static void test_brute_force(void **state) {
     rf_features_opts o;
     rf_features_opts_default(&o);
     o.w_price = 2;
+    o.w_category = 2; /* the content model's default */
     rf_item_features *f;
     assert_int_equal(rf_item_features_build(s->cat, s->d->items, s->d->n_items, &o, &f, NULL), 0);
     const int32_t ni = m->n_items, D = f->n_feats;

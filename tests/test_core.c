@@ -11,6 +11,9 @@
 #include "recfuse/error.h"
 #include "recfuse/events.h"
 #include "recfuse/idmap.h"
+#include "recfuse/log.h"
+#include "recfuse/parallel.h"
+#include "recfuse/progress.h"
 #include "recfuse/mem.h"
 #include "recfuse/params.h"
 #include "recfuse/rng.h"
@@ -381,13 +384,63 @@ static void test_events_and_oom(void **state) {
     }
 }
 
+static char g_logged[4096];
+static int g_log_count;
+static void capture(void *ud, rf_log_level level, const char *line) {
+    (void)ud;
+    (void)level;
+    snprintf(g_logged, sizeof g_logged, "%s", line);
+    g_log_count++;
+}
+
+static void test_log_progress_parallel(void **state) {
+    (void)state;
+    rf_log_set_sink(capture, NULL);
+    rf_log_set_level(RF_LOG_INFO);
+    g_log_count = 0;
+    rf_log(RF_LOG_DEBUG, "hidden", "x=%d", 1);
+    assert_int_equal(g_log_count, 0);
+    rf_log(RF_LOG_WARN, "import.done", "file=%s rows=%d", "a.tsv", 42);
+    assert_int_equal(g_log_count, 1);
+    assert_non_null(strstr(g_logged, "level=warn event=import.done file=a.tsv rows=42"));
+    assert_true(strncmp(g_logged, "ts=", 3) == 0);
+    rf_log_set_sink(NULL, NULL);
+    assert_int_equal(rf_log_level_parse("error"), RF_LOG_ERROR);
+    assert_int_equal(rf_log_level_parse("loud"), -1);
+
+    /* Not a terminal (tests run with stderr redirected by ctest) or quiet:
+     * the bar draws nothing, and every call accepts NULL. */
+    rf_progress_set_quiet(1);
+    assert_int_equal(rf_progress_enabled(), 0);
+    rf_progress *p = rf_progress_start("work", 100);
+    for (int i = 0; i < 100; i++) rf_progress_add(p, 1);
+    rf_progress_finish(p);
+    rf_progress_set(NULL, 5);
+    rf_progress_finish(NULL);
+    rf_progress_set_quiet(0);
+
+    rf_set_threads(3);
+    assert_int_equal(rf_threads(), 3);
+    rf_set_threads(0);
+    assert_true(rf_threads() >= 1);
+    int64_t covered = 0, prev_hi = 0;
+    for (int p2 = 0; p2 < 7; p2++) {
+        int64_t lo, hi;
+        rf_chunk(100, 7, p2, &lo, &hi);
+        assert_int_equal(lo, prev_hi);
+        covered += hi - lo;
+        prev_hi = hi;
+    }
+    assert_int_equal(covered, 100);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),  cmocka_unit_test(test_idmap),
         cmocka_unit_test(test_csr_vs_dense), cmocka_unit_test(test_topk),
         cmocka_unit_test(test_rng),     cmocka_unit_test(test_parse),
         cmocka_unit_test(test_binfile), cmocka_unit_test(test_params),
-        cmocka_unit_test(test_events_and_oom),
+        cmocka_unit_test(test_events_and_oom), cmocka_unit_test(test_log_progress_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,8 +58,8 @@ check "ghost list equals the pop model's list for a ghost" \
 "$BIN" evaluate --quiet --data "$T/d" --models pop,itemknn --k 10 --json "$T/eval.json" >"$T/eval.out" 2>&1
 check "evaluate exits 0" "[ $? -eq 0 ]"
 check "evaluate prints NDCG@10 and Recall@10 rows" "grep -q '^NDCG@10 ' '$T/eval.out' && grep -q '^R@10 ' '$T/eval.out'"
-pop=$(awk '$1 == "NDCG@10" { print $2 }' "$T/eval.out")
-knn=$(awk '$1 == "NDCG@10" { print $3 }' "$T/eval.out")
+pop=$(awk '$1 == "NDCG@10" { print $2; exit }' "$T/eval.out")
+knn=$(awk '$1 == "NDCG@10" { print $3; exit }' "$T/eval.out")
 check "itemknn beats popularity on planted structure ($knn > $pop)" "awk 'BEGIN { exit !($knn > $pop * 1.2) }'"
 check "JSON written" "[ -s '$T/eval.json' ] && grep -q itemknn '$T/eval.json'"
 

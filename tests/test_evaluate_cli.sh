@@ -101,7 +101,7 @@ for m in P R NDCG MAP HR MRR Cov; do
   done
 done
 check "K rows sorted: @5 before @10" \
-  test "$(grep -n '^P@5 ' "$T/split.out" | cut -d: -f1)" -lt "$(grep -n '^P@10 ' "$T/split.out" | cut -d: -f1)"
+  test "$(grep -m1 -n '^P@5 ' "$T/split.out" | cut -d: -f1)" -lt "$(grep -m1 -n '^P@10 ' "$T/split.out" | cut -d: -f1)"
 expect "$T/split.out" users 1 40
 check "split JSON" grep -q '"split": "user"' "$D/eval/last.json"
 check "nothing trained into DIR/models by split mode" test ! -e "$D/models/pop.rfm"

@@ -124,20 +124,25 @@ static void dense_solve(double *a, double *b, int n) {
 }
 
 /* The row problem of factors.h solved densely in double from Y itself (not
- * from the float gram): x = (sum_all y y^T + sum_obs cm1 y y^T + reg I)^-1
- * sum_obs (1 + cm1) y. Returns dim doubles (free()). */
-static double *dense_row(const float *Y, int32_t ny, int dim, int ld, double reg, int32_t n,
-                         const int32_t *idx, const float *cm1) {
+ * from the float gram): x = (gs * sum_all w_i y_i y_i^T + sum_obs cm1 y y^T
+ * + reg I)^-1 sum_obs conf y, with w (per row of Y) NULL meaning 1 and conf
+ * NULL meaning 1 + cm1. Returns dim doubles (free()). */
+static double *dense_row_w(const float *Y, int32_t ny, const float *w, double gs, int dim, int ld,
+                           double reg, int32_t n, const int32_t *idx, const float *cm1,
+                           const float *conf) {
     double *a = calloc((size_t)dim * dim, sizeof *a), *b = calloc((size_t)dim, sizeof *b);
-    for (int32_t i = 0; i < ny; i++)
+    for (int32_t i = 0; i < ny; i++) {
+        double wi = gs * (w ? w[i] : 1.0);
         for (int r = 0; r < dim; r++)
             for (int c = 0; c < dim; c++)
-                a[r * dim + c] += (double)Y[(size_t)i * ld + r] * Y[(size_t)i * ld + c];
+                a[r * dim + c] += wi * Y[(size_t)i * ld + r] * Y[(size_t)i * ld + c];
+    }
     for (int32_t t = 0; t < n; t++) {
         const float *y = Y + (size_t)idx[t] * ld;
+        double ct = conf ? conf[t] : 1.0 + cm1[t];
         for (int r = 0; r < dim; r++) {
             for (int c = 0; c < dim; c++) a[r * dim + c] += (double)cm1[t] * y[r] * y[c];
-            b[r] += (1.0 + cm1[t]) * y[r];
+            b[r] += ct * y[r];
         }
     }
     for (int r = 0; r < dim; r++) a[r * dim + r] += reg;
@@ -167,26 +172,32 @@ static float *rand_factors(int32_t rows, int dim, int ld, double scale, uint64_t
 
 /* ---- kernels ------------------------------------------------------------------ */
 
-static void check_gram(int32_t rows, int dim, int ld) {
+static void check_gram(int32_t rows, int dim, int ld, int weighted) {
     float *Y = rand_factors(rows, dim, ld, 0.5, 7 + (uint64_t)rows);
     float *G = malloc((size_t)ld * ld * sizeof *G), *G2 = malloc((size_t)ld * ld * sizeof *G2);
+    float *w = NULL;
+    if (weighted) {
+        w = malloc((size_t)(rows ? rows : 1) * sizeof *w);
+        for (int32_t i = 0; i < rows; i++) w[i] = (float)(i % 7) * 0.5f;
+    }
     rf_set_threads(2);
-    assert_int_equal(rf_als_gram(Y, rows, ld, G, NULL), 0);
+    assert_int_equal(rf_als_gram(Y, rows, ld, w, G, NULL), 0);
     rf_set_threads(1);
-    assert_int_equal(rf_als_gram(Y, rows, ld, G2, NULL), 0);
+    assert_int_equal(rf_als_gram(Y, rows, ld, w, G2, NULL), 0);
     rf_set_threads(0);
     assert_memory_equal(G, G2, (size_t)ld * ld * sizeof *G); /* same bits for 1 and 2 threads */
     for (int r = 0; r < ld; r++)
         for (int c = 0; c < ld; c++) {
             double s = 0;
             for (int32_t i = 0; i < rows; i++)
-                s += (double)Y[(size_t)i * ld + r] * Y[(size_t)i * ld + c];
+                s += (w ? w[i] : 1.0) * Y[(size_t)i * ld + r] * Y[(size_t)i * ld + c];
             double g = G[(size_t)r * ld + c];
             if (fabs(g - s) > 1e-5 * (fabs(s) + rows * 0.25))
                 fail_msg("gram %dx%d rows %d: [%d][%d] = %.9g, dense %.9g", dim, ld, rows, r, c, g,
                          s);
             if (r >= dim || c >= dim) assert_true(g == 0.0);
         }
+    free(w);
     free(Y);
     free(G);
     free(G2);
@@ -194,33 +205,52 @@ static void check_gram(int32_t rows, int dim, int ld) {
 
 static void test_gram(void **state) {
     (void)state;
-    check_gram(0, 4, 8);
-    check_gram(37, 5, 8);
-    check_gram(10000, 16, 16); /* several 4096-row chunks */
-    check_gram(300, 29, 32);
+    check_gram(0, 4, 8, 0);
+    check_gram(37, 5, 8, 0);
+    check_gram(10000, 16, 16, 0); /* several 4096-row chunks */
+    check_gram(300, 29, 32, 0);
+    check_gram(9000, 13, 16, 1); /* weighted */
+    check_gram(50, 3, 8, 1);
 }
 
 /* One random row problem: Y (ny x ld), n observations. */
 typedef struct prob {
-    float *Y, *G, *cm1;
+    float *Y, *G, *cm1, *conf;
     int32_t *idx;
     rf_als_row row;
 } prob;
 
-static void prob_make(prob *p, int32_t ny, int dim, int32_t n, double reg, uint64_t seed) {
+/* A random row problem; `general`: explicit conf (c - cm1 = w in [0.3, 2],
+ * so some cm1 < 0) and gram_scale 1.7. */
+static void prob_make_g(prob *p, int32_t ny, int dim, int32_t n, double reg, uint64_t seed,
+                        int general) {
     int ld = (dim + 7) & ~7;
     p->Y = rand_factors(ny, dim, ld, 0.3, seed);
     p->G = malloc((size_t)ld * ld * sizeof *p->G);
-    assert_int_equal(rf_als_gram(p->Y, ny, ld, p->G, NULL), 0);
+    assert_int_equal(rf_als_gram(p->Y, ny, ld, NULL, p->G, NULL), 0);
     rf_rng g;
     rf_rng_stream(&g, seed, 99);
     p->idx = malloc((size_t)(n ? n : 1) * sizeof *p->idx);
     p->cm1 = malloc((size_t)(n ? n : 1) * sizeof *p->cm1);
+    p->conf = malloc((size_t)(n ? n : 1) * sizeof *p->conf);
     for (int32_t t = 0; t < n; t++) {
         p->idx[t] = (int32_t)rf_rng_below(&g, (uint64_t)ny);
         p->cm1[t] = t % 5 == 0 ? 0.0f : (float)(4.0 * rf_rng_uniform(&g));
+        p->conf[t] = 1.0f + p->cm1[t];
+        if (general) {
+            p->conf[t] = (float)(0.5 + 3.0 * rf_rng_uniform(&g));
+            p->cm1[t] = p->conf[t] - (float)(0.3 + 1.7 * rf_rng_uniform(&g));
+        }
     }
-    p->row = (rf_als_row){p->Y, dim, ld, p->G, reg, n, p->idx, p->cm1};
+    p->row = (rf_als_row){p->Y, dim, ld, p->G, reg, n, p->idx, p->cm1,
+                          general ? p->conf : NULL, general ? 1.7f : 1.0f};
+}
+
+/* dense_row_w of a prob */
+static double *prob_dense(const prob *p, int32_t ny) {
+    const rf_als_row *r = &p->row;
+    return dense_row_w(p->Y, ny, NULL, r->gram_scale, r->dim, r->ld, r->reg, r->n, p->idx, p->cm1,
+                       r->conf);
 }
 
 static void prob_free(prob *p) {
@@ -228,6 +258,7 @@ static void prob_free(prob *p) {
     free(p->G);
     free(p->idx);
     free(p->cm1);
+    free(p->conf);
 }
 
 /* f(x) = 1/2 x^T A x - b^T x of the row problem, in double. */
@@ -235,38 +266,88 @@ static double quad(const prob *p, const float *x) {
     const rf_als_row *r = &p->row;
     double f = 0;
     for (int a = 0; a < r->dim; a++)
-        for (int b = 0; b < r->dim; b++) f += 0.5 * x[a] * (double)r->gram[a * r->ld + b] * x[b];
+        for (int b = 0; b < r->dim; b++)
+            f += 0.5 * x[a] * r->gram_scale * (double)r->gram[a * r->ld + b] * x[b];
     for (int a = 0; a < r->dim; a++) f += 0.5 * r->reg * x[a] * x[a];
     for (int32_t t = 0; t < r->n; t++) {
         const float *y = r->Y + (size_t)r->idx[t] * r->ld;
         double d = 0;
         for (int a = 0; a < r->dim; a++) d += (double)y[a] * x[a];
-        f += 0.5 * r->cm1[t] * d * d - (1.0 + r->cm1[t]) * d;
+        f += 0.5 * r->cm1[t] * d * d - (r->conf ? r->conf[t] : 1.0 + r->cm1[t]) * d;
     }
     return f;
 }
 
 static const int g_dims[] = {1, 3, 8, 13, 32, 64, 100};
 
+/* Textbook conjugate gradient in double on the dense row problem: `steps`
+ * steps from x0 (dim doubles in/out). */
+static void dense_cg(const prob *p, int steps, double *x) {
+    const rf_als_row *r = &p->row;
+    int n = r->dim;
+    double *A = calloc((size_t)n * n, sizeof *A), *b = calloc((size_t)n, sizeof *b);
+    double *res = calloc((size_t)n, sizeof *res), *d = calloc((size_t)n, sizeof *d);
+    double *Ad = calloc((size_t)n, sizeof *Ad);
+    for (int a = 0; a < n; a++)
+        for (int c = 0; c < n; c++)
+            A[a * n + c] = r->gram_scale * (double)r->gram[a * r->ld + c] + (a == c ? r->reg : 0);
+    for (int32_t t = 0; t < r->n; t++) {
+        const float *y = r->Y + (size_t)r->idx[t] * r->ld;
+        for (int a = 0; a < n; a++) {
+            for (int c = 0; c < n; c++) A[a * n + c] += (double)r->cm1[t] * y[a] * y[c];
+            b[a] += (r->conf ? r->conf[t] : 1.0 + r->cm1[t]) * y[a];
+        }
+    }
+    double rs = 0;
+    for (int a = 0; a < n; a++) {
+        double s = b[a];
+        for (int c = 0; c < n; c++) s -= A[a * n + c] * x[c];
+        res[a] = d[a] = s;
+        rs += s * s;
+    }
+    for (int k = 0; k < steps && rs >= 1e-20; k++) {
+        double dAd = 0;
+        for (int a = 0; a < n; a++) {
+            Ad[a] = 0;
+            for (int c = 0; c < n; c++) Ad[a] += A[a * n + c] * d[c];
+            dAd += d[a] * Ad[a];
+        }
+        double al = rs / dAd, rn = 0;
+        for (int a = 0; a < n; a++) {
+            x[a] += al * d[a];
+            res[a] -= al * Ad[a];
+            rn += res[a] * res[a];
+        }
+        for (int a = 0; a < n; a++) d[a] = res[a] + rn / rs * d[a];
+        rs = rn;
+    }
+    free(A);
+    free(b);
+    free(res);
+    free(d);
+    free(Ad);
+}
+
 static void test_exact_vs_dense(void **state) {
     (void)state;
-    for (int path = 0; path < 2; path++) {
-        rf_als_set_simd(path);
+    for (int path = 0; path < 6; path++) {
+        rf_als_set_simd(path % 3);
+        int general = path >= 3;
         for (size_t di = 0; di < sizeof g_dims / sizeof *g_dims; di++) {
             int dim = g_dims[di];
             int32_t ns[] = {0, 1, 3, 4, 7, 50, 300};
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
                 prob p;
-                prob_make(&p, 400, dim, ns[ni], 0.5 + dim * 0.1, 1000 + di * 10 + ni);
+                prob_make_g(&p, 400, dim, ns[ni], 0.5 + dim * 0.1, 1000 + di * 10 + ni, general);
                 float *work = malloc(rf_als_work_floats(p.row.ld) * sizeof *work);
                 float *x = malloc((size_t)p.row.ld * sizeof *x);
                 for (int k = 0; k < p.row.ld; k++) x[k] = 7; /* must be overwritten */
                 assert_int_equal(rf_als_solve_exact(&p.row, x, work), 0);
-                double *ref = dense_row(p.Y, 400, dim, p.row.ld, p.row.reg, ns[ni], p.idx, p.cm1);
+                double *ref = prob_dense(&p, 400);
                 double e = max_rel_diff(x, ref, dim);
                 if (e > 2e-4)
-                    fail_msg("%s dim %d n %d: exact vs dense rel diff %.3g", rf_als_simd(), dim,
-                             ns[ni], e);
+                    fail_msg("%s%s dim %d n %d: exact vs dense rel diff %.3g", rf_als_simd(),
+                             general ? " general" : "", dim, ns[ni], e);
                 for (int k = dim; k < p.row.ld; k++) assert_true(x[k] == 0.0f);
                 free(ref);
                 free(work);
@@ -275,21 +356,21 @@ static void test_exact_vs_dense(void **state) {
             }
         }
     }
-    rf_als_set_simd(1);
+    rf_als_set_simd(RF_ALS_SIMD_AUTO);
 }
 
 static void test_cg(void **state) {
     (void)state;
-    for (int path = 0; path < 2; path++) {
-        rf_als_set_simd(path);
+    for (int path = 0; path < 6; path++) {
+        rf_als_set_simd(path % 3);
         for (size_t di = 0; di < sizeof g_dims / sizeof *g_dims; di++) {
             int dim = g_dims[di];
             prob p;
-            prob_make(&p, 500, dim, 120, 1.0, 2000 + di);
+            prob_make_g(&p, 500, dim, 120, 1.0, 2000 + di, path >= 3);
             int ld = p.row.ld;
             float *work = malloc(rf_als_work_floats(ld) * sizeof *work);
             float *x = calloc((size_t)ld, sizeof *x), *x0 = calloc((size_t)ld, sizeof *x0);
-            double *ref = dense_row(p.Y, 500, dim, ld, p.row.reg, p.row.n, p.idx, p.cm1);
+            double *ref = prob_dense(&p, 500);
             /* CG steps from a random warm start never raise the quadratic,
              * and reach the exact solution with enough steps. */
             rf_rng g;
@@ -305,6 +386,15 @@ static void test_cg(void **state) {
                              steps, prev, f);
                 prev = f;
                 for (int k = dim; k < ld; k++) assert_true(x[k] == 0.0f);
+                /* the same iterates as textbook CG in double */
+                double *xd = calloc((size_t)dim, sizeof *xd);
+                for (int k = 0; k < dim; k++) xd[k] = x0[k];
+                dense_cg(&p, steps, xd);
+                double e = max_rel_diff(x, xd, dim);
+                if (e > 1e-3)
+                    fail_msg("%s dim %d: %d CG steps vs textbook CG %.3g", rf_als_simd(), dim,
+                             steps, e);
+                free(xd);
             }
             memcpy(x, x0, (size_t)ld * sizeof *x);
             rf_als_solve_cg(&p.row, 3 * dim + 10, x, work);
@@ -324,31 +414,42 @@ static void test_cg(void **state) {
             prob_free(&p);
         }
     }
-    rf_als_set_simd(1);
+    rf_als_set_simd(RF_ALS_SIMD_AUTO);
 }
 
-/* The AVX2 and portable paths agree to rounding. */
+/* The AVX-512, AVX2 and portable paths agree to rounding (dims hitting
+ * the fixed-width passes and the generic ones). */
 static void test_paths_agree(void **state) {
     (void)state;
-    prob p;
-    prob_make(&p, 300, 24, 60, 2.0, 77);
-    int ld = p.row.ld;
-    float *work = malloc(rf_als_work_floats(ld) * sizeof *work);
-    float xa[32], xp[32], ca[32] = {0}, cp[32] = {0};
-    rf_als_set_simd(1);
-    assert_int_equal(rf_als_solve_exact(&p.row, xa, work), 0);
-    rf_als_solve_cg(&p.row, 3, ca, work);
-    rf_als_set_simd(0);
-    assert_string_equal(rf_als_simd(), "portable");
-    assert_int_equal(rf_als_solve_exact(&p.row, xp, work), 0);
-    rf_als_solve_cg(&p.row, 3, cp, work);
-    rf_als_set_simd(1);
-    for (int k = 0; k < 24; k++) {
-        assert_true(fabsf(xa[k] - xp[k]) <= 1e-4f * (1 + fabsf(xp[k])));
-        assert_true(fabsf(ca[k] - cp[k]) <= 1e-4f * (1 + fabsf(cp[k])));
+    const int dims[] = {24, 64, 100, 128};
+    for (int di = 0; di < 4; di++) {
+        prob p;
+        prob_make_g(&p, 300, dims[di], 60, 2.0, 77 + di, 1);
+        int ld = p.row.ld;
+        float *work = malloc(rf_als_work_floats(ld) * sizeof *work);
+        float *xs[3], *cs[3];
+        for (int lv = 0; lv < 3; lv++) {
+            rf_als_set_simd(lv);
+            xs[lv] = malloc((size_t)ld * sizeof(float));
+            cs[lv] = calloc((size_t)ld, sizeof(float));
+            assert_int_equal(rf_als_solve_exact(&p.row, xs[lv], work), 0);
+            rf_als_solve_cg(&p.row, 3, cs[lv], work);
+        }
+        rf_als_set_simd(RF_ALS_SIMD_PORTABLE);
+        assert_string_equal(rf_als_simd(), "portable");
+        for (int lv = 1; lv < 3; lv++)
+            for (int k = 0; k < dims[di]; k++) {
+                assert_true(fabsf(xs[lv][k] - xs[0][k]) <= 1e-4f * (1 + fabsf(xs[0][k])));
+                assert_true(fabsf(cs[lv][k] - cs[0][k]) <= 1e-4f * (1 + fabsf(cs[0][k])));
+            }
+        for (int lv = 0; lv < 3; lv++) {
+            free(xs[lv]);
+            free(cs[lv]);
+        }
+        free(work);
+        prob_free(&p);
     }
-    free(work);
-    prob_free(&p);
+    rf_als_set_simd(RF_ALS_SIMD_AUTO);
 }
 
 /* A matrix that is not positive definite in float is reported. */
@@ -357,7 +458,7 @@ static void test_exact_not_pd(void **state) {
     float Y[8] = {0}, G[64] = {0}, work[64 + 32], x[8];
     int32_t idx[1] = {0};
     float cm1[1] = {0};
-    rf_als_row r = {Y, 2, 8, G, 0.0, 1, idx, cm1}; /* A = 0 */
+    rf_als_row r = {Y, 2, 8, G, 0.0, 1, idx, cm1, NULL, 1.0f}; /* A = 0 */
     assert_int_equal(rf_als_solve_exact(&r, x, work), RF_ERANGE);
 }
 
@@ -365,9 +466,23 @@ static void test_exact_not_pd(void **state) {
 
 /* The full objective of factors.h in double:
  * sum c (p - x.y)^2 + sum_u reg_u |x_u|^2 + sum_i reg_i |y_i|^2. */
-static double objective(const rf_model *m, const rf_dataset *d, double reg, double alpha) {
+/* Unobserved weights w0 * pop_i^e / mean_j pop_j^e (all w0 for e = 0),
+ * pop_i = distinct users (at least 1). n_items floats (free()). */
+static float *unobs_weights(const rf_dataset *d, double w0, double e) {
+    float *w = malloc((size_t)d->n_items * sizeof *w);
+    double sum = 0;
+    for (int32_t i = 0; i < d->n_items; i++) sum += pow(fmax(rf_csr_row_len(d->iu, i), 1), e);
+    for (int32_t i = 0; i < d->n_items; i++)
+        w[i] = (float)(w0 * pow(fmax(rf_csr_row_len(d->iu, i), 1), e) / (sum / d->n_items));
+    return w;
+}
+
+/* sum_obs c (1 - s)^2 + sum_unobs w_i s^2 + reg (|U|^2 + |V|^2), s = x_u.y_i */
+static double objective(const rf_model *m, const rf_dataset *d, double reg, double alpha,
+                        double unobs_weight, double unobs_exp) {
     rf_factors f;
     assert_int_equal(rf_factors_get(m, &f, NULL), 0);
+    float *wi = unobs_weights(d, unobs_weight, unobs_exp);
     double *dense = calloc((size_t)d->n_users * d->n_items, sizeof *dense);
     for (int32_t u = 0; u < d->n_users; u++)
         for (int64_t q = d->ui->indptr[u]; q < d->ui->indptr[u + 1]; q++)
@@ -378,7 +493,7 @@ static double objective(const rf_model *m, const rf_dataset *d, double reg, doub
             double r = dense[(size_t)u * d->n_items + i], s = 0;
             for (int k = 0; k < f.dim; k++)
                 s += (double)f.users[(size_t)u * f.ld + k] * f.items[(size_t)i * f.ld + k];
-            double p = r > 0 ? 1 : 0, c = 1 + alpha * r;
+            double p = r > 0 ? 1 : 0, c = r > 0 ? 1 + alpha * r : wi[i];
             L += c * (p - s) * (p - s);
         }
     for (int32_t u = 0; u < d->n_users; u++)
@@ -386,6 +501,7 @@ static double objective(const rf_model *m, const rf_dataset *d, double reg, doub
     for (int32_t i = 0; i < d->n_items; i++)
         for (int k = 0; k < f.dim; k++) L += reg * pow(f.items[(size_t)i * f.ld + k], 2);
     free(dense);
+    free(wi);
     return L;
 }
 
@@ -394,16 +510,23 @@ static double objective(const rf_model *m, const rf_dataset *d, double reg, doub
 static void test_objective_decreases(void **state) {
     (void)state;
     fixture *f = fx_random(40, 30, 0.15, 0, 11);
-    double prev = INFINITY;
-    for (int it = 1; it <= 6; it++) {
-        char params[160];
-        snprintf(params, sizeof params,
-                 "factors=6,reg=0.5,alpha=3,iterations=%d,solver=cholesky,init=1,seed=3", it);
-        rf_model *m = fit_model(params, &f->d);
-        double L = objective(m, &f->d, 0.5, 3);
-        if (L > prev * (1 + 1e-5)) fail_msg("iteration %d: objective %.9g after %.9g", it, L, prev);
-        prev = L;
-        rf_model_free(m);
+    const double exps[] = {0, 0.7, 0}, w0s[] = {1, 1, 2.5};
+    for (int e = 0; e < 3; e++) {
+        double prev = INFINITY;
+        for (int it = 1; it <= 6; it++) {
+            char params[200];
+            snprintf(params, sizeof params,
+                     "factors=6,reg=0.5,alpha=3,unobs_weight=%g,unobs_exp=%g,iterations=%d,"
+                     "solver=cholesky,init=1,seed=3",
+                     w0s[e], exps[e], it);
+            rf_model *m = fit_model(params, &f->d);
+            double L = objective(m, &f->d, 0.5, 3, w0s[e], exps[e]);
+            if (L > prev * (1 + 1e-5))
+                fail_msg("unobs %g/%g iteration %d: objective %.9g after %.9g", w0s[e], exps[e],
+                         it, L, prev);
+            prev = L;
+            rf_model_free(m);
+        }
     }
     fx_free(f);
 }
@@ -416,19 +539,24 @@ static void test_fold_in_is_user_step(void **state) {
     (void)state;
     fixture *f = fx_random(50, 40, 0.2, 0, 21);
     const char *cfgs[] = {
-        "factors=8,reg=0.3,alpha=2,iterations=3,solver=cholesky",
-        "factors=13,reg=0.01,reg_exp=0.5,alpha=4,confidence=log,eps=0.5,iterations=2,solver=cg",
+        "factors=8,reg=0.3,alpha=2,unobs_weight=1,iterations=3,solver=cholesky",
+        "factors=13,reg=0.01,reg_exp=0.5,alpha=4,confidence=log,eps=0.5,unobs_weight=1,iterations=2,"
+        "solver=cg",
+        "factors=9,reg=0.02,reg_exp=0.5,alpha=1.5,unobs_weight=1.3,unobs_exp=0.6,iterations=3,"
+        "solver=cholesky",
     };
-    for (int ci = 0; ci < 2; ci++) {
+    const double unobs[] = {0, 0, 0.6};
+    for (int ci = 0; ci < 3; ci++) {
         rf_model *m = fit_model(cfgs[ci], &f->d);
         rf_factors fa;
         assert_int_equal(rf_factors_get(m, &fa, NULL), 0);
         assert_int_equal(m->ops->user_dim(m), fa.dim);
+        float *wi = unobs_weights(&f->d, ci == 2 ? 1.3 : 1.0, unobs[ci]);
         float *G = malloc((size_t)fa.ld * fa.ld * sizeof *G);
-        assert_int_equal(rf_als_gram(fa.items, fa.n_items, fa.ld, G, NULL), 0);
+        assert_int_equal(rf_als_gram(fa.items, fa.n_items, fa.ld, unobs[ci] > 0 ? wi : NULL, G, NULL), 0);
         float *work = malloc(rf_als_work_floats(fa.ld) * sizeof *work);
         float *x = malloc((size_t)fa.ld * sizeof *x), *v = malloc((size_t)fa.dim * sizeof *v);
-        float *cm1 = malloc(64 * sizeof *cm1);
+        float *cm1 = malloc(64 * sizeof *cm1), *conf = malloc(64 * sizeof *conf);
         for (int32_t u = 0; u < f->d.n_users; u++) {
             rf_hist h;
             rf_hist_from_row(&f->d, u, &h);
@@ -436,46 +564,59 @@ static void test_fold_in_is_user_step(void **state) {
             double sum = 0;
             for (int32_t t = 0; t < h.n; t++) {
                 double r = h.weights[t];
-                cm1[t] = ci == 0 ? (float)(2 * r) : (float)(4 * log1p(r / 0.5));
+                double extra = ci == 1 ? 4 * log1p(r / 0.5) : ci == 0 ? 2 * r : 1.5 * r;
+                cm1[t] = (float)(extra + (1.0 - (ci == 2 ? wi[h.items[t]] : 1.0)));
+                conf[t] = (float)(1 + extra);
                 sum += cm1[t];
             }
-            double reg = ci == 0 ? 0.3 : 0.01 * pow(40 + sum, 0.5);
-            rf_als_row row = {fa.items, fa.dim, fa.ld, G, reg, h.n, h.items, cm1};
+            double reg = ci == 1   ? 0.01 * pow(40 + sum, 0.5)
+                         : ci == 0 ? 0.3
+                                   : 0.02 * pow(1.3 * 40 + sum, 0.5);
+            rf_als_row row = {fa.items, fa.dim, fa.ld, G, reg, h.n, h.items, cm1,
+                              ci == 2 ? conf : NULL, 1.0f};
             if (h.n == 0) {
                 for (int k = 0; k < fa.dim; k++) assert_true(v[k] == 0.0f);
                 continue;
             }
             assert_int_equal(rf_als_solve_exact(&row, x, work), 0);
             assert_memory_equal(x, v, (size_t)fa.dim * sizeof *v);
-            double *ref = dense_row(fa.items, fa.n_items, fa.dim, fa.ld, reg, h.n, h.items, cm1);
+            double *ref = dense_row_w(fa.items, fa.n_items, ci == 2 ? wi : NULL, 1.0, fa.dim,
+                                      fa.ld, reg, h.n, h.items, cm1, conf);
             double e = max_rel_diff(v, ref, fa.dim);
             if (e > 1e-3) fail_msg("cfg %d user %d: fold-in vs dense %.3g", ci, u, e);
             free(ref);
         }
         /* Items: the item step against the final user factors. */
-        assert_int_equal(rf_als_gram(fa.users, fa.n_users, fa.ld, G, NULL), 0);
         for (int32_t i = 0; i < f->d.n_items; i += 3) {
             int64_t lo = f->d.iu->indptr[i];
             int32_t n = (int32_t)(f->d.iu->indptr[i + 1] - lo);
             const int32_t *us = f->d.iu->indices + lo;
             const float *w = f->d.iu->data + lo;
             assert_int_equal(rf_ials_fold_in_item(m, n, us, w, v, NULL), 0);
-            double sum = 0;
+            double sum = 0, own = ci == 2 ? wi[i] : 1.0;
             for (int32_t t = 0; t < n; t++) {
-                cm1[t] = ci == 0 ? (float)(2 * (double)w[t]) : (float)(4 * log1p(w[t] / 0.5));
+                double r = w[t];
+                double extra = ci == 1 ? 4 * log1p(r / 0.5) : ci == 0 ? 2 * r : 1.5 * r;
+                cm1[t] = (float)(extra + (1.0 - own));
+                conf[t] = (float)(1 + extra);
                 sum += cm1[t];
             }
-            double reg = ci == 0 ? 0.3 : 0.01 * pow(50 + sum, 0.5);
-            double *ref = dense_row(fa.users, fa.n_users, fa.dim, fa.ld, reg, n, us, cm1);
+            double reg = ci == 1   ? 0.01 * pow(50 + sum, 0.5)
+                         : ci == 0 ? 0.3
+                                   : 0.02 * pow(own * 50 + sum, 0.5);
+            double *ref = dense_row_w(fa.users, fa.n_users, NULL, own, fa.dim, fa.ld, reg, n, us,
+                                      cm1, conf);
             double e = max_rel_diff(v, ref, fa.dim);
             if (n > 0 && e > 1e-3) fail_msg("cfg %d item %d: fold-in vs dense %.3g", ci, i, e);
             free(ref);
         }
+        free(wi);
         free(G);
         free(work);
         free(x);
         free(v);
         free(cm1);
+        free(conf);
         rf_model_free(m);
     }
     fx_free(f);
@@ -695,7 +836,7 @@ static void test_beats_popularity(void **state) {
     rf_err err;
     assert_int_equal(rf_model_new("pop", &pop, NULL), 0);
     assert_int_equal(rf_model_fit(pop, &f->d, &err), 0);
-    rf_model *m = fit_model("factors=8,iterations=8", &f->d);
+    rf_model *m = fit_model("factors=8,iterations=8,reg=2", &f->d);
     rf_model *ms[2] = {pop, m};
     rf_scored top[10];
     for (int32_t u = 0; u < nu; u++) {

@@ -367,6 +367,57 @@ static void test_kernel_edges(void **state) {
     rf_csr_free(et);
 }
 
+/* More than 65536 rows: the fit's relabelled view uses 32-bit labels;
+ * sampled rows must equal the plain query path exactly. Users 0..19 hold
+ * all 40 "hub" items (about 500 users each), so their rows take the dense
+ * path; the others hold 3 of 2000 items and sometimes a hub (touched
+ * path). */
+static void test_kernel_wide_labels(void **state) {
+    const int32_t nu = 70000, ni = 2040;
+    int64_t n = 0, cap = (int64_t)nu * 4 + 20 * 40;
+    int32_t *r = malloc((size_t)cap * sizeof *r), *c = malloc((size_t)cap * sizeof *c);
+    float *v = malloc((size_t)cap * sizeof *v);
+    rf_rng g;
+    rf_rng_seed(&g, 99);
+    for (int32_t u = 0; u < nu; u++) {
+        int m = u < 20 ? 40 : 3 + (rf_rng_uniform(&g) < 0.28);
+        for (int t = 0; t < m; t++) {
+            r[n] = u;
+            c[n] = u < 20 || t == 3 ? (u < 20 ? t : (int32_t)rf_rng_below(&g, 40))
+                                    : 40 + (int32_t)rf_rng_below(&g, 2000);
+            v[n] = (float)(1 + rf_rng_below(&g, 3));
+            n++;
+        }
+    }
+    rf_csr *ui, *iu, *nb;
+    assert_int_equal(rf_csr_from_coo(nu, ni, n, r, c, v, RF_FOLD_SUM, &ui, NULL), 0);
+    assert_int_equal(rf_csr_transpose(ui, &iu), 0);
+    rf_scored out[5];
+    for (int kind = RF_SIM_COSINE; kind <= RF_SIM_RP3B; kind += 2) { /* cosine, asym, tfidf */
+        rf_sim_opts o = opts_default(kind, 5);
+        rf_sim s;
+        assert_int_equal(rf_sim_init(&s, ui, iu, &o, NULL), 0);
+        assert_int_equal(rf_sim_all(&s, "t", &nb, NULL), 0);
+        for (int32_t u = 0; u < nu; u += (u < 20 ? 1 : 97)) {
+            int64_t lo = ui->indptr[u];
+            int cnt = rf_sim_query(&s, ui->indices + lo, ui->data + lo,
+                                   (int32_t)(ui->indptr[u + 1] - lo), u, out);
+            assert_int_equal(cnt, nb->indptr[u + 1] - nb->indptr[u]);
+            for (int e = 0; e < cnt; e++) {
+                assert_int_equal(out[e].id, nb->indices[nb->indptr[u] + e]);
+                assert_true(out[e].score == nb->data[nb->indptr[u] + e]);
+            }
+        }
+        rf_csr_free(nb);
+        rf_sim_free(&s);
+    }
+    rf_csr_free(ui);
+    rf_csr_free(iu);
+    free(r);
+    free(c);
+    free(v);
+}
+
 /* ---- itemknn ------------------------------------------------------------- */
 
 static void test_itemknn_all_sims_vs_brute(void **state) {
@@ -769,6 +820,7 @@ int main(void) {
         cmocka_unit_test(test_kernel_vs_brute),
         cmocka_unit_test(test_kernel_exact_binary),
         cmocka_unit_test(test_kernel_edges),
+        cmocka_unit_test(test_kernel_wide_labels),
         cmocka_unit_test(test_itemknn_all_sims_vs_brute),
         cmocka_unit_test(test_itemknn_time_decay),
         cmocka_unit_test(test_userknn_vs_brute),

@@ -358,7 +358,7 @@ static void test_trending_decay(void **state) {
 
 /* ---- recommend -------------------------------------------------------- */
 
-static const char *const all_models[] = {"pop", "trending", "itemknn", NULL};
+static const char *const all_models[] = {"pop", "trending", "itemknn", "userknn", NULL};
 
 static void test_recommend_contract(void **state) {
     fixture *f = fx_random(80, 60, 0.1, 0, 11);
@@ -440,7 +440,7 @@ static void test_save_load_roundtrip(void **state) {
     char path[1024];
     int32_t ni = f->d.n_items;
     float *s1 = malloc((size_t)ni * sizeof *s1), *s2 = malloc((size_t)ni * sizeof *s2);
-    const char *params[] = {"weighted=1", "half_life=3.25", "k=9,shrink=0.5"};
+    const char *params[] = {"weighted=1", "half_life=3.25", "k=9,shrink=0.5", "k=9,q=2"};
     for (int mi = 0; all_models[mi]; mi++) {
         rf_model *m = fit_model(all_models[mi], params[mi], &f->d);
         m->data_opts.half_life_days = 2.5; /* travels with the model */

@@ -58,7 +58,7 @@ static void test_hand_computed(void **state) {
     const char *spec[] = {"abc", "ab", "ac", "bc", "abcd", "d", ""};
     rf_baskets *b = baskets_of(spec, 7, 4);
     rf_itemsets *s;
-    assert_int_equal(rf_fpgrowth(b, 4, 2, 3, &s, NULL), 0);
+    assert_int_equal(rf_fpgrowth(b, 4, 2, 3, 0, &s, NULL), 0);
     assert_int_equal(s->n_baskets, 7);
     /* a b c d, ab ac bc, abc */
     assert_int_equal(s->n, 8);
@@ -104,21 +104,31 @@ static void test_hand_computed(void **state) {
     assert_null(r);
     rf_itemsets_free(s);
     /* max_len 2 and 1; min_count 4 leaves singles only */
-    assert_int_equal(rf_fpgrowth(b, 4, 2, 2, &s, NULL), 0);
+    assert_int_equal(rf_fpgrowth(b, 4, 2, 2, 0, &s, NULL), 0);
     assert_int_equal(s->n, 7);
     rf_itemsets_free(s);
-    assert_int_equal(rf_fpgrowth(b, 4, 2, 1, &s, NULL), 0);
+    assert_int_equal(rf_fpgrowth(b, 4, 2, 1, 0, &s, NULL), 0);
     assert_int_equal(s->n, 4);
     rf_itemsets_free(s);
-    assert_int_equal(rf_fpgrowth(b, 4, 4, 3, &s, NULL), 0);
+    assert_int_equal(rf_fpgrowth(b, 4, 4, 3, 0, &s, NULL), 0);
     assert_int_equal(s->n, 3);
     rf_itemsets_free(s);
+    /* a budget of itemsets */
+    assert_int_equal(rf_fpgrowth(b, 4, 2, 3, 8, &s, NULL), 0);
+    rf_itemsets_free(s);
+    for (int64_t cap = 1; cap < 8; cap++) {
+        rf_err e2;
+        rf_err_clear(&e2);
+        assert_int_equal(rf_fpgrowth(b, 4, 2, 3, cap, &s, &e2), RF_ETOOBIG);
+        assert_null(s);
+        assert_non_null(strstr(e2.msg, "frequent itemsets"));
+    }
     /* errors */
     rf_err err;
     rf_err_clear(&err);
-    assert_int_equal(rf_fpgrowth(b, 4, 2, 4, &s, &err), RF_EINVAL);
-    assert_int_equal(rf_fpgrowth(b, 4, 0, 2, &s, &err), RF_EINVAL);
-    assert_int_equal(rf_fpgrowth(b, 3, 1, 2, &s, &err), RF_ERANGE); /* item d = 3 */
+    assert_int_equal(rf_fpgrowth(b, 4, 2, 4, 0, &s, &err), RF_EINVAL);
+    assert_int_equal(rf_fpgrowth(b, 4, 0, 2, 0, &s, &err), RF_EINVAL);
+    assert_int_equal(rf_fpgrowth(b, 3, 1, 2, 0, &s, &err), RF_ERANGE); /* item d = 3 */
     assert_null(s);
     rf_baskets_free(b);
     /* basket building: duplicates removed, out of range refused */
@@ -224,7 +234,7 @@ static void test_fpgrowth_vs_brute_force(void **state) {
                 rf_itemsets *s;
                 rf_err err;
                 rf_err_clear(&err);
-                if (rf_fpgrowth(b, ni, mincs[t], max_len, &s, &err)) fail_msg("%s", err.msg);
+                if (rf_fpgrowth(b, ni, mincs[t], max_len, 0, &s, &err)) fail_msg("%s", err.msg);
                 if (s->n != nw)
                     fail_msg("min_count %lld max_len %d threads %d: %lld sets, brute force %lld",
                              (long long)mincs[t], max_len, threads, (long long)s->n, (long long)nw);
@@ -258,7 +268,7 @@ static void test_baskets_from_events(void **state) {
     rf_events_push_str(ev, "B", "p0", RF_EV_PURCHASE, 1, 5000);
     rf_events_push_str(ev, "B", "p0", RF_EV_PURCHASE, 1, 5050);
     rf_baskets *b;
-    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, &b, NULL), 0);
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, 0, &b, NULL), 0);
     assert_int_equal(b->n, 3);
     /* A: {p0, p1}, {p2}; B: {p0, p1} (ids p0=0 p1=1 p5=2 p2=3) */
     int64_t want_ptr[] = {0, 2, 3, 5};
@@ -267,18 +277,28 @@ static void test_baskets_from_events(void **state) {
     assert_memory_equal(b->items, want_items, sizeof want_items);
     rf_baskets_free(b);
     /* all types: the view joins A's first basket */
-    assert_int_equal(rf_baskets_from_events(ev, 0x3F, 1800, &b, NULL), 0);
+    assert_int_equal(rf_baskets_from_events(ev, 0x3F, 1800, 0, &b, NULL), 0);
     assert_int_equal(b->indptr[1], 3);
     rf_baskets_free(b);
     /* gap 0: only simultaneous events share a basket */
-    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 0, &b, NULL), 0);
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 0, 0, &b, NULL), 0);
     assert_int_equal(b->n, 6);
     rf_baskets_free(b);
-    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, -1, &b, NULL), RF_EINVAL);
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, -1, 0, &b, NULL), RF_EINVAL);
+    /* full baskets close: one event per basket, or two */
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, 1, &b, NULL), 0);
+    assert_int_equal(b->n, 6);
+    rf_baskets_free(b);
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, 2, &b, NULL), 0);
+    /* A: {p0,p1} {p2}; B: {p0} (p0 twice) {p1} */
+    int64_t want2[] = {0, 2, 3, 4, 5};
+    assert_int_equal(b->n, 4);
+    assert_memory_equal(b->indptr, want2, sizeof want2);
+    rf_baskets_free(b);
     /* from the dataset (pairs at their last time) */
     rf_dataset *d;
     assert_int_equal(rf_dataset_build(ev, NULL, &d, NULL), 0);
-    assert_int_equal(rf_baskets_from_dataset(d, 1800, &b, NULL), 0);
+    assert_int_equal(rf_baskets_from_dataset(d, 1800, 0, &b, NULL), 0);
     /* A: p0 1000, p1 1100, p5 1150 | p2 3000; B: p1 5100, p0 5050 */
     assert_int_equal(b->n, 3);
     assert_int_equal(b->indptr[1], 3);
@@ -371,7 +391,7 @@ static void test_model(void **state) {
     rf_free(r);
     /* recompute that rule's numbers from the baskets directly */
     rf_baskets *b;
-    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, &b, NULL), 0);
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, 0, &b, NULL), 0);
     int64_t ca = 0, cb = 0, cab = 0;
     for (int64_t k = 0; k < b->n; k++) {
         int ha = 0, hb = 0;
@@ -509,6 +529,54 @@ static void test_last_basket_and_fallback(void **state) {
     rf_events_free(ev);
 }
 
+/* Long sessions over few items make every pair and triple frequent at
+ * min_count 2; the model raises its threshold to stay within
+ * max_itemsets, and long sessions are cut at max_basket. */
+static void test_itemset_budget(void **state) {
+    rf_events *ev;
+    assert_int_equal(rf_events_new(NULL, NULL, &ev), 0);
+    rf_rng g;
+    rf_rng_seed(&g, 17);
+    char u[16], it[16];
+    for (int x = 0; x < 200; x++) {
+        snprintf(u, sizeof u, "u%d", x);
+        for (int k = 0; k < 40; k++) {
+            snprintf(it, sizeof it, "i%d", (int)rf_rng_below(&g, 60));
+            rf_events_push_str(ev, u, it, RF_EV_PURCHASE, 1, 1000 + k);
+        }
+    }
+    rf_dataset *d;
+    assert_int_equal(rf_dataset_build(ev, NULL, &d, NULL), 0);
+    d->events = ev;
+    rf_log_set_level(RF_LOG_ERROR); /* the expected warnings */
+    rf_model *m = fit_rules(d, "max_itemsets=1000,max_basket=100,min_support=0");
+    rf_log_set_level(RF_LOG_WARN);
+    rf_rules_info info;
+    assert_int_equal(rf_rules_model_info(m, &info, NULL), 0);
+    assert_int_equal(info.n_baskets, 200);
+    assert_true(info.min_count > 2);
+    assert_true(info.n_frequent[0] + info.n_frequent[1] + info.n_frequent[2] <= 1000);
+    /* the same threshold without a budget gives the same itemsets */
+    rf_baskets *b;
+    assert_int_equal(rf_baskets_from_events(ev, 1u << RF_EV_PURCHASE, 1800, 100, &b, NULL), 0);
+    rf_itemsets *s;
+    assert_int_equal(rf_fpgrowth(b, 60, info.min_count, 3, 0, &s, NULL), 0);
+    assert_true(s->n <= 1000);
+    int64_t c[3] = {0, 0, 0};
+    for (int64_t q = 0; q < s->n; q++) c[s->sets[q].len - 1]++;
+    assert_memory_equal(c, info.n_frequent, sizeof c);
+    rf_itemsets_free(s);
+    rf_baskets_free(b);
+    rf_model_free(m);
+    /* max_basket 10 cuts each 40-event session into 4 baskets */
+    m = fit_rules(d, "max_basket=10,min_count=50");
+    assert_int_equal(rf_rules_model_info(m, &info, NULL), 0);
+    assert_int_equal(info.n_baskets, 800);
+    rf_model_free(m);
+    rf_dataset_free(d);
+    rf_events_free(ev);
+}
+
 static void test_save_load(void **state) {
     rf_events *ev = shop_log(300, 11);
     rf_dataset *d;
@@ -611,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_baskets_from_events),
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_last_basket_and_fallback),
+        cmocka_unit_test(test_itemset_budget),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_oom),
     };

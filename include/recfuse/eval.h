@@ -148,12 +148,14 @@ void rf_eval_list(const int32_t *ranked, int n, const int32_t *rel, int n_rel, i
 
 /* Full-ranking AUC of one user (definition above). scores[0..n) with
  * -INFINITY (or NaN) for items the list cannot hold; rel[0..n_rel) are the
- * relevant item ids the model can rank, sorted ascending, with finite
- * scores; n_rel_total >= n_rel counts every relevant item (the others rank
- * last). scratch holds n_rel floats. 0.5 when there is no non-relevant
- * candidate; 0 when n_rel_total is 0. O(n log n_rel), allocation-free. */
+ * relevant item ids in [0, n) (others, and those scored -inf, rank last);
+ * n_rel_total >= n_rel counts every relevant item, also unknown ones.
+ * scratch holds n_rel floats, iscratch 4 * n_rel + 1 ints. 0.5 when there
+ * is no non-relevant candidate; 0 when n_rel_total is 0. O(n) for up to 64
+ * relevant items (vectorised), O(n + n_rel log n_rel) beyond;
+ * allocation-free, thread-safe. */
 double rf_eval_auc(const float *scores, int32_t n, const int32_t *rel, int n_rel, int n_rel_total,
-                   float *scratch);
+                   float *scratch, int32_t *iscratch);
 /* Beyond-accuracy metrics of the first L = min(n, k) entries of a list
  * (pure, allocation-free except where a scratch is taken):
  * novelty: mean of -log2(max(pop[i], 1) / n_users); ARP: mean of pop[i]
@@ -215,9 +217,10 @@ void rf_eval_opts_default(rf_eval_opts *o);
  * m->users/m->items NULL means the model uses the dataset's ids.
  *
  * Scoring goes through ops->score_batch for blocks of users when the model
- * has it (one matrix product per block; OpenBLAS is set to one thread for
- * the call's duration, since the loop itself is parallel), else through
- * score_all per user.
+ * has it (one matrix product per block), else through score_all per user.
+ * OpenBLAS is set to one thread for the call's duration (the loop itself
+ * is parallel) and restored afterwards, so do not call this concurrently
+ * with other OpenBLAS work that relies on its thread count.
  *
  * ks[0..n_ks) are the cut-offs (1..RF_EVAL_MAX_KVAL, 1 <= n_ks <=
  * RF_EVAL_MAX_K, any order; kept as given in res->ks). res is overwritten

@@ -9,19 +9,22 @@
  *
  * The row solve is the weighted ridge regression of implicit-feedback ALS
  * (Hu, Koren & Volinsky 2008): for one user (or item) with observed
- * entries i in O, confidences c_i >= 1 and preference 1 on them, and
- * preference 0 with confidence 1 everywhere else, find
- *     x = argmin  sum_{i in O} c_i (1 - y_i.x)^2 + sum_{i not in O} (y_i.x)^2
+ * entries i in O, confidences c_i > 0 and preference 1 on them, and
+ * preference 0 with weight w_i everywhere else (1 in HKV; He et al. 2016
+ * weight unobserved cells by item popularity), find
+ *     x = argmin  sum_{i in O} c_i (1 - y_i.x)^2 + sum_{i not in O} w_i (y_i.x)^2
  *                 + reg |x|^2
- * i.e. solve (G + sum_{i in O} (c_i - 1) y_i y_i^T + reg I) x = sum_{i in O} c_i y_i
- * with G = Y^T Y over all rows of the other side. The exact solve forms
- * that dim x dim matrix and factors it (Cholesky); the conjugate-gradient
+ * i.e. solve (G + sum_{i in O} (c_i - w_i) y_i y_i^T + reg I) x = sum_{i in O} c_i y_i
+ * with G = sum_i w_i y_i y_i^T over all rows of the other side (given as
+ * gram_scale * gram, so one Gram matrix serves every row of a side whose
+ * unobserved weight is the row's own). The exact solve forms that
+ * dim x dim matrix and factors it (Cholesky); the conjugate-gradient
  * solve never forms it and only applies it:
- *     A p = G p + reg p + sum_{i in O} (c_i - 1) (y_i.p) y_i.
+ *     A p = G p + reg p + sum_{i in O} (c_i - w_i) (y_i.p) y_i.
  *
- * Kernels have an AVX2+FMA path chosen at run time on CPUs that have it
- * and a portable path; results agree to rounding, and a given path is
- * bit-identical for any thread count. Thread-safe: the solves only read
+ * Kernels have AVX2+FMA and AVX-512 paths chosen at run time on CPUs that
+ * have them, and a portable path; results agree to rounding, and a given
+ * path is bit-identical for any thread count. Thread-safe: the solves only read
  * their inputs and write x and the caller's work buffer. */
 #ifndef RECFUSE_FACTORS_H
 #define RECFUSE_FACTORS_H
@@ -72,11 +75,13 @@ int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, con
 typedef struct rf_als_row {
     const float *Y;     /* the other side's factors: rows of ld floats, entries >= dim zero */
     int dim, ld;        /* 1 <= dim <= ld, ld a multiple of 8 */
-    const float *gram;  /* ld x ld, Y^T Y over all rows of Y, full (both triangles) */
+    const float *gram;  /* ld x ld, (weighted) Y^T Y over all rows of Y, both triangles */
     double reg;         /* ridge, > 0 */
     int32_t n;          /* observed entries */
     const int32_t *idx; /* their rows in Y */
-    const float *cm1;   /* their confidence minus one, c_i - 1 >= 0 */
+    const float *cm1;   /* c_i - w_i: confidence minus the unobserved weight in G */
+    const float *conf;  /* c_i (right-hand side); NULL: 1 + cm1[i] (all w_i = 1) */
+    float gram_scale;   /* G = gram_scale * gram; 1 in plain iALS */
 } rf_als_row;
 
 /* Floats of scratch one solve needs (either solver). */
@@ -92,18 +97,26 @@ int rf_als_solve_exact(const rf_als_row *p, float *x, float *work);
  * the residual vanishes. Never fails. */
 void rf_als_solve_cg(const rf_als_row *p, int steps, float *x, float *work);
 
-/* gram = Y^T Y (ld x ld, both triangles) of `rows` rows of Y. Summed by
- * fixed chunks of rows (cblas_ssyrk each) in double, so the result is the
- * same for every thread count; parallel with rf_threads() (OpenBLAS is
- * held at one thread meanwhile). RF_ENOMEM. */
-int rf_als_gram(const float *Y, int32_t rows, int ld, float *gram, struct rf_err *err);
+/* gram = sum_i w_i y_i y_i^T (ld x ld, both triangles) over `rows` rows of
+ * Y; w NULL means all 1 (Y^T Y). Summed by fixed chunks of rows
+ * (cblas_ssyrk each) in double, so the result is the same for every
+ * thread count; parallel with rf_threads() (OpenBLAS is held at one
+ * thread meanwhile). RF_ENOMEM. */
+int rf_als_gram(const float *Y, int32_t rows, int ld, const float *w, float *gram,
+                struct rf_err *err);
 
-/* Kernel path in use: "avx2" or "portable". */
+/* Kernel levels. */
+#define RF_ALS_SIMD_AUTO (-1)     /* the best the CPU has (the default) */
+#define RF_ALS_SIMD_PORTABLE 0    /* plain C */
+#define RF_ALS_SIMD_AVX2 1        /* AVX2 + FMA */
+#define RF_ALS_SIMD_AVX512 2      /* AVX2 + FMA, AVX-512F for the CG passes */
+
+/* Kernel path in use: "avx512", "avx2" or "portable". */
 const char *rf_als_simd(void);
-/* 0: force the portable kernels (tests, benchmarks); 1: automatic
- * (AVX2+FMA when the CPU has it; the default). Process-wide, like
- * rf_set_threads; RECFUSE_SIMD=portable in the environment forces
- * portable at start-up. */
-void rf_als_set_simd(int automatic);
+/* Use the best level the CPU supports, at most `level` (RF_ALS_SIMD_AUTO:
+ * no cap). Process-wide, like rf_set_threads; for tests and benchmarks.
+ * At start-up the level is automatic unless RECFUSE_SIMD=portable or
+ * RECFUSE_SIMD=avx2 caps it. */
+void rf_als_set_simd(int level);
 
 #endif

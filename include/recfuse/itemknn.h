@@ -1,9 +1,12 @@
 /* itemknn.h - item-item nearest neighbours beyond the model interface.
  *
  * The "itemknn" model (src/models/itemknn.c) keeps, for every item, its
- * top-k most similar items by cosine similarity of their user columns
- * (optionally shrunk). These calls read that neighbour table of a fitted
- * or loaded itemknn model; they are thread-safe like every model read. */
+ * top-k most similar items by one of the similarities of
+ * docs/models-knn.md (cosine, jaccard, asymmetric cosine, bm25, tf-idf,
+ * rp3b; with shrinkage, locality exponent and normalisation) of their user
+ * columns. These calls read that neighbour table of a fitted or loaded
+ * itemknn model; they are thread-safe like every model read. The
+ * similarities are the table's: after the model's q and norm. */
 #ifndef RECFUSE_ITEMKNN_H
 #define RECFUSE_ITEMKNN_H
 

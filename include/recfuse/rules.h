@@ -5,8 +5,11 @@
  * A basket is a set of items bought together. The event log has no order
  * id, so a basket is one user's session: the user's events of the basket
  * types ordered by time, cut wherever two consecutive events are more than
- * `gap` seconds apart (30 minutes by default in the model). When an order
- * id column arrives, a basket will be an order.
+ * `gap` seconds apart (30 minutes by default in the model), and also when
+ * it holds `max_items` events (a bulk session of hundreds of events - a
+ * reseller, a user rating a back catalog - is cut into consecutive
+ * baskets instead of making every pair of its items co-occur). When an
+ * order id column arrives, a basket will be an order.
  *
  * For an itemset S, count(S) is the number of baskets containing all of
  * S and support(S) = count(S) / N over all N baskets (single-item baskets
@@ -47,16 +50,17 @@ int rf_baskets_build(int64_t n, const int64_t *indptr, const int32_t *items, int
 /* Session baskets of a log: per user, the events whose type bit is set in
  * type_mask (bit 1 << rf_event_type), by time (ties by log order); a new
  * basket starts when an event is more than gap_seconds after the previous
- * kept one. Users are taken in dense id order, so the output is
+ * kept one, or when the basket already holds max_items events (0: no
+ * limit). Users are taken in dense id order, so the output is
  * deterministic. RF_ERANGE for an event with a user or item outside the
  * log's maps. */
 int rf_baskets_from_events(const rf_events *ev, unsigned type_mask, int64_t gap_seconds,
-                           rf_baskets **out, struct rf_err *err);
+                           int max_items, rf_baskets **out, struct rf_err *err);
 
 /* The same from a dataset alone (each user's items with their last event
- * time, ui_ts): the fallback when no event log is at hand. */
-int rf_baskets_from_dataset(const rf_dataset *d, int64_t gap_seconds, rf_baskets **out,
-                            struct rf_err *err);
+ * time, ui_ts; ties by item id): the fallback when no event log is at hand. */
+int rf_baskets_from_dataset(const rf_dataset *d, int64_t gap_seconds, int max_items,
+                            rf_baskets **out, struct rf_err *err);
 
 /* ---- frequent itemsets ----------------------------------------------- */
 
@@ -80,10 +84,13 @@ void rf_itemsets_free(rf_itemsets *s); /* NULL is a no-op */
  * prefix tree (the FP-tree) in one pass, then, in parallel over items x,
  * the prefix paths of x's nodes (its conditional pattern base) give the
  * pairs {y, x}; for triples the base is merged into a conditional tree
- * and the prefix paths of y in it give {z, y, x}. RF_EINVAL (bad
- * arguments), RF_ERANGE (item outside [0, n_items)), RF_ENOMEM. */
+ * and the prefix paths of y in it give {z, y, x}. max_sets > 0 bounds the
+ * number of itemsets: mining stops with RF_ETOOBIG as soon as more would
+ * be frequent (low thresholds on long baskets explode combinatorially).
+ * RF_EINVAL (bad arguments), RF_ERANGE (item outside [0, n_items)),
+ * RF_ETOOBIG, RF_ENOMEM. */
 int rf_fpgrowth(const rf_baskets *b, int32_t n_items, int64_t min_count, int max_len,
-                rf_itemsets **out, struct rf_err *err);
+                int64_t max_sets, rf_itemsets **out, struct rf_err *err);
 
 /* ---- rules ----------------------------------------------------------- */
 
@@ -115,6 +122,7 @@ int rf_rules_order_parse(const char *s);
 
 typedef struct rf_rules_info {
     int64_t n_baskets;   /* baskets mined */
+    int64_t min_count;   /* itemset threshold used (after any raise for max_itemsets) */
     int64_t n_frequent[3]; /* frequent itemsets of 1, 2, 3 items */
     int64_t n_rules;     /* rules kept in the model */
     int basket_types;    /* type mask the baskets were made of (0: dataset fallback) */

@@ -54,12 +54,22 @@ void rf_cli_params_path(const char *dir, const char *name, char *buf, size_t siz
 struct rf_model;
 int rf_cli_model_create(const char *dir, const char *name, const char *overrides,
                         struct rf_model **out, int *from_file, rf_err *err);
+/* Fit m on d, the matrix the command built from ev with opts - or, when the
+ * model's data_defaults op asks for other options (mf, svdpp: rating
+ * values), on a matrix built from ev with those. Sets m->data_opts. */
+struct rf_dataset;
+struct rf_dataset_opts;
+int rf_cli_model_fit(struct rf_model *m, const rf_events *ev, const struct rf_dataset_opts *opts,
+                     const struct rf_dataset *d, rf_err *err);
 
 int rf_cmd_gen(rf_args *a);
 int rf_cmd_import(rf_args *a);
 int rf_cmd_train(rf_args *a);
 int rf_cmd_recommend(rf_args *a);
+int rf_cmd_predict(rf_args *a);
 int rf_cmd_evaluate(rf_args *a);
+int rf_cmd_tune(rf_args *a);
+int rf_cmd_report(rf_args *a);
 int rf_cmd_info(rf_args *a);
 int rf_cmd_rules(rf_args *a);
 

@@ -1,13 +1,16 @@
-/* cmd_evaluate.c - `recfuse evaluate`: offline metrics of models.
+/* cmd_evaluate.c - `recfuse evaluate`: offline metrics of models, compared.
  *
  * Two modes.
  *
- * Split mode (no --test): the imported events are cut into train and test
+ * Split mode (no --test): the imported events are cut by a protocol
  * (per-user chronological 80/20 with at least 5 items by default, i.e.
- * Protocol A; or a global time cut, or leave-last-out), each model is
- * created with its stored parameters (DIR/params/NAME.params) and any
+ * Protocol A; a global time cut, leave-last-out, or k-fold - every fold
+ * in turn, averaged), optionally down to the validation split inside the
+ * train part (--validation: what `tune` optimises). Each model is created
+ * with its stored parameters (DIR/params/NAME.params) and any
  * --params-NAME overrides, fit on train, and evaluated on test. Nothing
- * in DIR/models is touched.
+ * in DIR/models is touched. The session logic is in evalrun.c, shared
+ * with `tune` and `report`.
  *
  * Test-file mode (--test FILE): the models are the trained ones in
  * DIR/models/NAME.rfm; their history is everything in the store, built
@@ -17,14 +20,17 @@
  * fallback ranking) and items unknown to it count in |relevant| but can
  * never be hit.
  *
- * Both modes print one table (rf_eval_print_table) and write the JSON
- * report (DIR/eval/last.json unless --json FILE). */
+ * Both modes print one table (rf_eval_print_table), then - with several
+ * models - the significance of each row against its best model (paired
+ * t-test and bootstrap over users), and write the JSON report
+ * (DIR/eval/last.json unless --json FILE). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/evalrun.h"
 #include "recfuse/dataset.h"
 #include "recfuse/eval.h"
 #include "recfuse/log.h"
@@ -33,68 +39,36 @@
 #include "recfuse/util.h"
 
 #define MAX_MODELS 32
+#define MAX_FOLDS 100
 
 static void usage(FILE *out) {
-    fprintf(
-        out,
-        "usage: recfuse evaluate --data DIR [--models pop,itemknn] [--k 10,20]\n"
-        "                        [--split user|time|loo] [--test-ratio 0.2] [--min-items 5]\n"
-        "                        [--cutoff TIME] [--params-MODEL k=v,...] [--json FILE]\n"
-        "                        [--weights SPEC] [--half-life DAYS] [--binary]\n"
-        "       recfuse evaluate --data DIR --test FILE [--models a,b] [--k 10,20]\n"
-        "                        [--format tsv|csv|jsonl] [--header|--no-header] [--json FILE]\n\n"
-        "Full-ranking offline evaluation: every item is scored, the user's train items\n"
-        "are excluded, and the top K is compared with the user's test items (P, R, NDCG,\n"
-        "MAP, HR, MRR per user, averaged over users with test items; Cov over items).\n\n"
-        "Without --test the events in DIR are split and each model is fit on the train\n"
-        "part with its stored parameters (DIR/params/NAME.params) and --params-NAME:\n"
-        "  --split user      per-user chronological: last ceil(ratio*n) items of users\n"
-        "                    with >= min-items items go to test (default; Protocol A)\n"
-        "  --split time      pairs first seen at or after --cutoff TIME go to test\n"
-        "                    (default cutoff: the (1-ratio) quantile of event times)\n"
-        "  --split loo       each user's last item goes to test\n"
-        "The train matrix is built as `recfuse train` builds it (--weights, --half-life,\n"
-        "--binary; binary by default for rating-only data).\n"
-        "With --test FILE the trained models in DIR/models are scored against FILE\n"
-        "(user item [value [timestamp]] like import), their history is the store.\n\n"
-        "Default models: pop,itemknn. Default K: 10. JSON: DIR/eval/last.json.\n");
+    fprintf(out,
+            "usage: recfuse evaluate --data DIR [--models pop,itemknn] [--k 10,20]\n"
+            "                        [--split user|time|loo|kfold] [--validation]\n"
+            "                        [--params-MODEL k=v,...] [--json FILE] [options]\n"
+            "       recfuse evaluate --data DIR --test FILE [--models a,b] [--k 10,20]\n"
+            "                        [--format tsv|csv|jsonl] [--header|--no-header] [--json FILE]\n\n"
+            "Full-ranking offline evaluation: every item is scored, the user's train items\n"
+            "are excluded, and the top K is compared with the user's held-out items.\n"
+            "Metrics (docs/evaluation.md): P R NDCG MAP HR MRR at each K, AUC over the whole\n"
+            "ranking, Cov and Gini (exposure) over the catalog, Nov (self-information), ARP\n"
+            "(average recommended popularity), ILD (by category, and by item vectors for\n"
+            "factor models), Rev (prices of the hits), RMSE and MAE with --rating.\n\n"
+            "Without --test the events in DIR are split and each model is fit on the train\n"
+            "part with its stored parameters (DIR/params/NAME.params) and --params-NAME.\n");
+    rf_evalrun_usage(out, 0);
+    fprintf(out,
+            "comparison (two or more models):\n"
+            "  --signif t|bootstrap|none  which test marks the rows (default t); both p-values\n"
+            "                    are printed: paired t-test and paired bootstrap over users\n"
+            "  --bootstrap N     bootstrap resamples (1000); seeded by --seed\n"
+            "With --test FILE the trained models in DIR/models are scored against FILE\n"
+            "(user item [value [timestamp]] like import), their history is the store\n"
+            "(--sampled-negatives, --rating, --no-auc, --seed apply).\n\n"
+            "Default models: pop,itemknn. Default K: 10. JSON: DIR/eval/last.json.\n");
 }
 
 /* ---- option parsing ---------------------------------------------------- */
-
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* "10,20" -> sorted, distinct Ks. */
-static int parse_ks(const char *s, int *ks, int *n_ks, rf_err *err) {
-    *n_ks = 0;
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        int64_t k;
-        if (len == 0 || rf_parse_i64(p, len, &k) != 0 || k < 1 || k > RF_EVAL_MAX_KVAL)
-            return rf_err_set(err, RF_EINVAL, "--k: '%.*s' is not a cut-off in [1, %d]", (int)len,
-                              p, RF_EVAL_MAX_KVAL);
-        int dup = 0;
-        for (int i = 0; i < *n_ks; i++)
-            dup |= ks[i] == (int)k;
-        if (!dup) {
-            if (*n_ks >= RF_EVAL_MAX_K)
-                return rf_err_set(err, RF_EINVAL, "--k: at most %d cut-offs", RF_EVAL_MAX_K);
-            ks[(*n_ks)++] = (int)k;
-        }
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    if (*n_ks == 0)
-        return rf_err_set(err, RF_EINVAL, "--k: no cut-off given");
-    qsort(ks, (size_t)*n_ks, sizeof *ks, cmp_int);
-    return 0;
-}
 
 /* "pop,itemknn" -> names (copied into store), each a registered model. */
 static int parse_models(const char *s, char names[][32], int *n, rf_err *err) {
@@ -137,9 +111,170 @@ static int parse_models(const char *s, char names[][32], int *n, rf_err *err) {
     return 0;
 }
 
-/* ---- helpers --------------------------------------------------------------- */
+/* --json FILE. main.c lists "json" among the value-less flags (for other
+ * commands), so FILE may arrive as the one positional argument. */
+static int json_option(rf_args *a, const char **out, rf_err *err) {
+    *out = rf_arg_str(a, "json", NULL);
+    if (*out || !rf_arg_flag(a, "json"))
+        return 0;
+    if (a->n_pos != 1)
+        return rf_err_set(err, RF_EINVAL, "--json needs a file name");
+    *out = a->pos[0];
+    a->n_pos = 0;
+    return 0;
+}
 
-/* Distinct users with at least one event. */
+/* --signif and --bootstrap; *on = 0 for "none". */
+static int signif_options(rf_args *a, rf_signif_opts *so, int *on, rf_err *err) {
+    rf_signif_opts_default(so);
+    const char *s = rf_arg_str(a, "signif", "t");
+    *on = 1;
+    if (strcmp(s, "t") == 0)
+        so->marks = RF_SIG_T;
+    else if (strcmp(s, "bootstrap") == 0)
+        so->marks = RF_SIG_BOOTSTRAP;
+    else if (strcmp(s, "none") == 0)
+        *on = 0;
+    else
+        return rf_err_set(err, RF_EINVAL, "--signif: '%s' is not one of t, bootstrap, none", s);
+    int64_t b, seed;
+    int rc = rf_arg_i64(a, "bootstrap", 1000, 1, 1000000, &b, err);
+    if (rc == 0)
+        rc = rf_arg_i64(a, "seed", 1, 0, INT64_MAX, &seed, err);
+    so->resamples = (int)b;
+    so->seed = (uint64_t)seed;
+    return rc;
+}
+
+/* Print the table (and the significance table), write the JSON. */
+static int finish(const char *json, const char *dir, rf_eval_result *res, int n,
+                  const rf_eval_info *info, const rf_signif_opts *so, int signif, rf_err *err) {
+    rf_signif sig;
+    memset(&sig, 0, sizeof sig);
+    int have_sig = 0;
+    if (signif && n >= 2) {
+        rf_err serr;
+        rf_err_clear(&serr);
+        if (rf_eval_compare(res, n, so, &sig, &serr) == 0)
+            have_sig = 1;
+        else
+            rf_log(RF_LOG_WARN, "eval.signif", "msg=\"%s\"", serr.msg);
+    }
+    rf_eval_print_table(stdout, res, n);
+    if (have_sig)
+        rf_eval_print_signif(stdout, res, n, &sig);
+    fflush(stdout);
+    char path[4096];
+    int rc = 0;
+    if (json) {
+        snprintf(path, sizeof path, "%s", json);
+    } else {
+        snprintf(path, sizeof path, "%s/eval", dir);
+        if ((rc = rf_mkdirs(path, err)))
+            goto out;
+        snprintf(path, sizeof path, "%s/eval/last.json", dir);
+    }
+    rc = rf_eval_write_json_sig(path, res, n, info, have_sig ? &sig : NULL, err);
+    if (rc == 0)
+        rf_log(RF_LOG_INFO, "eval.json", "path=%s", path);
+out:
+    rf_signif_free(&sig);
+    return rc;
+}
+
+/* ---- split mode ------------------------------------------------------------ */
+
+static int run_split(rf_args *a, const char *json, rf_store *st, char names[][32], int n_models,
+                     const int *ks, int n_ks, const rf_signif_opts *so, int signif, rf_err *err) {
+    const char *dir = rf_store_dir(st);
+    rf_evalrun_opts o;
+    int rc = rf_evalrun_args(a, 0, &o, err);
+    if (rc)
+        return rc;
+    const char *params[MAX_MODELS];
+    for (int j = 0; j < n_models; j++) {
+        char key[64];
+        snprintf(key, sizeof key, "params-%s", names[j]);
+        params[j] = rf_arg_str(a, key, NULL);
+    }
+    if ((rc = rf_args_check_unused(a, err)))
+        return rc;
+    /* a bad --params-NAME is a usage error, before any data is loaded */
+    for (int j = 0; j < n_models; j++) {
+        rf_model *m = NULL;
+        if (params[j] && (rc = rf_cli_model_create(NULL, names[j], params[j], &m, NULL, err))) {
+            err->code = RF_EINVAL;
+            return RF_EINVAL;
+        }
+        rf_model_free(m);
+    }
+
+    const int n_folds = o.all_folds ? o.proto.folds : 1;
+    rf_evalrun r;
+    memset(&r, 0, sizeof r);
+    rf_eval_result *parts = rf_calloc((size_t)n_models * (size_t)n_folds, sizeof *parts);
+    rf_eval_result res[MAX_MODELS];
+    int n_res = 0;
+    memset(res, 0, sizeof res);
+    if (!parts) {
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int f = 0; f < n_folds; f++) {
+        if ((rc = rf_evalrun_prepare(st, &o, o.all_folds ? f : o.proto.fold, &r, err)))
+            goto out;
+        rf_evalrun_print_summary(stdout, &r);
+        fflush(stdout);
+        rf_eval_opts eo;
+        rf_evalrun_eval_opts(&r, &o, &eo);
+        for (int j = 0; j < n_models; j++) {
+            rf_model *m = NULL;
+            if ((rc = rf_cli_model_create(dir, names[j], params[j], &m, NULL, err)))
+                goto out;
+            rc = rf_evalrun_fit_eval(&r, &o, m, ks, n_ks, &eo,
+                                     &parts[(size_t)j * n_folds + (size_t)f], err);
+            rf_model_free(m);
+            if (rc)
+                goto out;
+        }
+    }
+    for (int j = 0; j < n_models; j++) {
+        if (n_folds == 1) {
+            res[j] = parts[j];
+            memset(&parts[j], 0, sizeof parts[j]);
+        } else if ((rc = rf_eval_result_merge(&parts[(size_t)j * n_folds], n_folds, &res[j],
+                                              err))) {
+            goto out;
+        }
+        n_res++;
+    }
+    if (n_folds > 1) { /* the JSON describes the whole k-fold run */
+        snprintf(r.detail, sizeof r.detail, "folds=%d seed=%llu (mean of the folds)",
+                 o.proto.folds, (unsigned long long)o.proto.seed);
+        r.info.detail = r.detail;
+    }
+    rc = finish(json, dir, res, n_res, &r.info, so, signif, err);
+out:
+    for (int j = 0; j < n_res; j++)
+        rf_eval_result_free(&res[j]);
+    if (parts)
+        for (int i = 0; i < n_models * n_folds; i++)
+            rf_eval_result_free(&parts[i]);
+    rf_free(parts);
+    rf_evalrun_free(&r);
+    return rc;
+}
+
+/* ---- test-file mode -------------------------------------------------------- */
+
+static int same_opts(const rf_dataset_opts *x, const rf_dataset_opts *y) {
+    for (int t = 0; t < RF_EV_NTYPES; t++)
+        if (x->type_weight[t] != y->type_weight[t])
+            return 0;
+    return x->use_value == y->use_value && x->half_life_days == y->half_life_days &&
+           x->now == y->now && x->fold == y->fold && x->binary == y->binary;
+}
+
 static int32_t count_users(const rf_events *ev) {
     int32_t n = rf_idmap_size(ev->users), c = 0;
     uint8_t *seen = rf_calloc((size_t)(n ? n : 1), 1);
@@ -154,225 +289,9 @@ static int32_t count_users(const rf_events *ev) {
     return c;
 }
 
-/* The train matrix options, as `recfuse train` chooses them: --weights,
- * --half-life, --binary; binary presence by default for rating-only logs
- * (a rating is a consumption signal in top-N evaluation - Protocol A
- * counts every rated item relevant - and a re-rated item is one item). */
-static int data_opts_for(const rf_events *ev, const char *weights, double half_life, int binary,
-                         rf_dataset_opts *o, rf_err *err) {
-    rf_dataset_opts_default(o);
-    if (weights && rf_dataset_parse_weights(o, weights, err)) {
-        err->code = RF_EINVAL;
-        return RF_EINVAL;
-    }
-    o->half_life_days = half_life;
-    o->binary = binary;
-    if (!weights && !binary) {
-        int only_ratings = ev->n > 0;
-        for (int64_t i = 0; i < ev->n && only_ratings; i++)
-            only_ratings = ev->type[i] == RF_EV_RATING;
-        if (only_ratings)
-            o->binary = 1;
-    }
-    return 0;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Event time at the (1 - ratio) quantile: the default global cut-off. */
-static int quantile_cutoff(const rf_events *ev, double ratio, int64_t *cut, rf_err *err) {
-    if (ev->n == 0)
-        return rf_err_set(err, RF_EINVAL, "no events to split");
-    int64_t *ts = rf_malloc_array((size_t)ev->n, sizeof *ts);
-    if (!ts)
-        return rf_err_set(err, RF_ENOMEM, "out of memory");
-    memcpy(ts, ev->ts, (size_t)ev->n * sizeof *ts);
-    qsort(ts, (size_t)ev->n, sizeof *ts, cmp_i64);
-    int64_t i = (int64_t)floor((double)ev->n * (1.0 - ratio));
-    if (i >= ev->n)
-        i = ev->n - 1;
-    if (i < 0)
-        i = 0;
-    *cut = ts[i];
-    rf_free(ts);
-    return 0;
-}
-
-/* --json FILE. main.c lists "json" among the value-less flags (for other
- * commands), so FILE may arrive as the one positional argument. */
-static int json_option(rf_args *a, const char **out, rf_err *err) {
-    *out = rf_arg_str(a, "json", NULL);
-    if (*out || !rf_arg_flag(a, "json"))
-        return 0;
-    if (a->n_pos != 1)
-        return rf_err_set(err, RF_EINVAL, "--json needs a file name");
-    *out = a->pos[0];
-    a->n_pos = 0;
-    return 0;
-}
-
-static int finish(const char *json, const char *dir, rf_eval_result *res, int n,
-                  const rf_eval_info *info, rf_err *err) {
-    rf_eval_print_table(stdout, res, n);
-    fflush(stdout);
-    char path[4096];
-    if (json) {
-        snprintf(path, sizeof path, "%s", json);
-    } else {
-        snprintf(path, sizeof path, "%s/eval", dir);
-        int rc = rf_mkdirs(path, err);
-        if (rc)
-            return rc;
-        snprintf(path, sizeof path, "%s/eval/last.json", dir);
-    }
-    int rc = rf_eval_write_json(path, res, n, info, err);
-    if (rc == 0)
-        rf_log(RF_LOG_INFO, "eval.json", "path=%s", path);
-    return rc;
-}
-
-/* ---- split mode ------------------------------------------------------------ */
-
-static int run_split(rf_args *a, const char *json, rf_store *st, char names[][32], int n_models,
-                     const int *ks, int n_ks, rf_err *err) {
-    const char *dir = rf_store_dir(st);
-    const char *mode = rf_arg_str(a, "split", "user");
-    double ratio;
-    int64_t min_items;
-    int rc = rf_arg_double(a, "test-ratio", 0.2, 1e-9, 0.999999, &ratio, err);
-    if (rc)
-        return rc;
-    if ((rc = rf_arg_i64(a, "min-items", 5, 1, 1000000000, &min_items, err)))
-        return rc;
-    const char *cutoff_s = rf_arg_str(a, "cutoff", NULL);
-    const char *weights = rf_arg_str(a, "weights", NULL);
-    int binary = rf_arg_flag(a, "binary");
-    double half_life;
-    if ((rc = rf_arg_double(a, "half-life", 0, 0, 1e6, &half_life, err)))
-        return rc;
-    const char *params[MAX_MODELS];
-    for (int j = 0; j < n_models; j++) {
-        char key[64];
-        snprintf(key, sizeof key, "params-%s", names[j]);
-        params[j] = rf_arg_str(a, key, NULL);
-    }
-    if (strcmp(mode, "user") != 0 && strcmp(mode, "time") != 0 && strcmp(mode, "loo") != 0)
-        return rf_err_set(err, RF_EINVAL, "--split: '%s' is not one of user, time, loo", mode);
-    if (cutoff_s && strcmp(mode, "time") != 0)
-        return rf_err_set(err, RF_EINVAL, "--cutoff needs --split time");
-    int64_t cutoff = 0;
-    if (cutoff_s && rf_parse_time(cutoff_s, strlen(cutoff_s), &cutoff) != 0)
-        return rf_err_set(err, RF_EINVAL, "--cutoff: '%s' is not a time", cutoff_s);
-    if ((rc = rf_args_check_unused(a, err)))
-        return rc;
-
-    rf_events *ev = NULL;
-    rf_split sp = {NULL, NULL};
-    rf_dataset *train = NULL;
-    rf_catalog *cat = NULL; /* side data: content uses the catalog */
-    rf_csr *test = NULL;
-    rf_eval_result res[MAX_MODELS];
-    int n_res = 0;
-    memset(res, 0, sizeof res);
-
-    double t0 = rf_mono();
-    if ((rc = rf_store_load_events(st, &ev, err)))
-        goto out;
-    char detail[256];
-    if (strcmp(mode, "user") == 0) {
-        rc = rf_split_user_ratio(ev, ratio, (int)min_items, &sp, err);
-        snprintf(detail, sizeof detail, "test_ratio=%g min_items=%lld", ratio,
-                 (long long)min_items);
-    } else if (strcmp(mode, "loo") == 0) {
-        rc = rf_split_leave_last(ev, (int)min_items, &sp, err);
-        snprintf(detail, sizeof detail, "min_items=%lld", (long long)min_items);
-    } else {
-        if (!cutoff_s && (rc = quantile_cutoff(ev, ratio, &cutoff, err)))
-            goto out;
-        char tb[32];
-        rf_format_time(cutoff, tb, sizeof tb);
-        snprintf(detail, sizeof detail, "cutoff=%s (%lld)%s", tb, (long long)cutoff,
-                 cutoff_s ? "" : " from test_ratio");
-        rc = rf_split_time(ev, cutoff, &sp, err);
-    }
-    if (rc)
-        goto out;
-
-    rf_eval_info info = {.protocol = mode, .detail = detail, .data_dir = dir};
-    info.train_rows = sp.train->n;
-    info.test_rows = sp.test->n;
-    info.train_users = count_users(sp.train);
-    info.test_users = count_users(sp.test);
-    printf("# split %s (%s): train %lld rows, %d users; test %lld rows, %d users\n", mode, detail,
-           (long long)info.train_rows, (int)info.train_users, (long long)info.test_rows,
-           (int)info.test_users);
-    if (sp.test->n == 0) {
-        rc = rf_err_set(err, RF_EINVAL,
-                        "the split left no test data (%lld events; users need >= %lld items)",
-                        (long long)ev->n, (long long)min_items);
-        goto out;
-    }
-
-    rf_dataset_opts opts;
-    if ((rc = data_opts_for(ev, weights, half_life, binary, &opts, err)))
-        goto out;
-    if ((rc = rf_dataset_build(sp.train, &opts, &train, err)))
-        goto out;
-    if ((rc = rf_store_load_catalog(st, &cat, err)))
-        goto out;
-    train->catalog = cat;     /* content: item attributes (not leakage) */
-    train->events = sp.train; /* rules: session baskets of the train part only */
-    info.n_items = train->n_items;
-    if ((rc = rf_eval_relevance(sp.test, train->n_users, train->n_items, &test, err)))
-        goto out;
-    rf_log(RF_LOG_INFO, "eval.split",
-           "split=%s train_rows=%lld test_rows=%lld train_users=%d test_users=%d items=%d "
-           "binary=%d seconds=%.3f",
-           mode, (long long)info.train_rows, (long long)info.test_rows, (int)info.train_users,
-           (int)info.test_users, (int)train->n_items, opts.binary, rf_mono() - t0);
-
-    for (int j = 0; j < n_models; j++) {
-        rf_model *m = NULL;
-        if ((rc = rf_cli_model_create(dir, names[j], params[j], &m, NULL, err)))
-            goto out;
-        m->data_opts = opts;
-        rc = rf_model_fit(m, train, err);
-        if (rc == 0) {
-            rf_log(RF_LOG_INFO, "eval.fit", "model=%s seconds=%.3f", names[j], m->fit_seconds);
-            rc = rf_evaluate(m, train, test, ks, n_ks, &res[n_res], err);
-        }
-        rf_model_free(m);
-        if (rc)
-            goto out;
-        n_res++;
-    }
-    rc = finish(json, dir, res, n_res, &info, err);
-out:
-    for (int j = 0; j < n_res; j++)
-        rf_eval_result_free(&res[j]);
-    rf_csr_free(test);
-    rf_dataset_free(train);
-    rf_catalog_free(cat);
-    rf_split_free(&sp);
-    rf_events_free(ev);
-    return rc;
-}
-
-/* ---- test-file mode -------------------------------------------------------- */
-
-static int same_opts(const rf_dataset_opts *x, const rf_dataset_opts *y) {
-    for (int t = 0; t < RF_EV_NTYPES; t++)
-        if (x->type_weight[t] != y->type_weight[t])
-            return 0;
-    return x->use_value == y->use_value && x->half_life_days == y->half_life_days &&
-           x->now == y->now && x->fold == y->fold && x->binary == y->binary;
-}
-
 static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[][32], int n_models,
-                         const int *ks, int n_ks, const char *test_path, rf_err *err) {
+                         const int *ks, int n_ks, const char *test_path, const rf_signif_opts *so,
+                         int signif, rf_err *err) {
     const char *dir = rf_store_dir(st);
     rf_import_opts io;
     rf_import_opts_default(&io);
@@ -391,14 +310,27 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
         io.header = 1;
     if (rf_arg_flag(a, "no-header"))
         io.header = 0;
-    int rc = rf_args_check_unused(a, err);
+    rf_eval_opts eo;
+    rf_eval_opts_default(&eo);
+    int64_t v;
+    int rc = rf_arg_i64(a, "sampled-negatives", 0, 0, 100000000, &v, err);
     if (rc)
         return rc;
+    eo.sampled_negatives = (int32_t)v;
+    if ((rc = rf_arg_i64(a, "seed", 1, 0, INT64_MAX, &v, err)))
+        return rc;
+    eo.seed = (uint64_t)v;
+    eo.auc = !rf_arg_flag(a, "no-auc");
+    int rating = rf_arg_flag(a, "rating");
+    if ((rc = rf_args_check_unused(a, err)))
+        return rc;
 
-    rf_events *ev = NULL, *tev = NULL;
+    rf_evalrun r; /* only its events, catalog and side information */
+    memset(&r, 0, sizeof r);
+    rf_events *tev = NULL;
     rf_model *models[MAX_MODELS] = {0};
     rf_dataset *ds[MAX_MODELS] = {0}; /* per model; shared when options agree */
-    rf_csr *test = NULL;
+    rf_csr *test = NULL, *ratings = NULL;
     rf_eval_result res[MAX_MODELS];
     int n_res = 0;
     memset(res, 0, sizeof res);
@@ -418,16 +350,21 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
         if (rc)
             goto out;
     }
-    if ((rc = rf_store_load_events(st, &ev, err)))
+    if ((rc = rf_evalrun_load(st, &r, err)))
         goto out;
+    rf_events *ev = r.ev;
     /* Build every train matrix before the test file grows the id maps, so
      * the matrices have exactly the store's users and items. */
     for (int j = 0; j < n_models; j++) {
         for (int i = 0; i < j && !ds[j]; i++)
             if (same_opts(&models[i]->data_opts, &models[j]->data_opts))
                 ds[j] = ds[i];
-        if (!ds[j] && (rc = rf_dataset_build(ev, &models[j]->data_opts, &ds[j], err)))
-            goto out;
+        if (!ds[j]) {
+            if ((rc = rf_dataset_build(ev, &models[j]->data_opts, &ds[j], err)))
+                goto out;
+            ds[j]->catalog = r.catalog;
+            ds[j]->events = ev;
+        }
     }
     int32_t store_users = rf_idmap_size(ev->users), store_items = rf_idmap_size(ev->items);
 
@@ -445,6 +382,8 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
     }
     if ((rc = rf_eval_relevance(tev, store_users, store_items, &test, err)))
         goto out;
+    if (rating && (rc = rf_eval_ratings(tev, store_users, store_items, &ratings, err)))
+        goto out;
 
     int32_t new_users = 0, new_items = 0;
     for (int32_t u = store_users; u < test->nrows; u++)
@@ -461,8 +400,12 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
            test_path, (long long)tev->n, (int)info.test_users, (int)new_users, (int)new_items,
            (long long)ev->n, (int)info.train_users);
 
+    eo.item_category = r.category;
+    eo.item_price = r.price;
+    eo.n_side_items = r.n_side;
+    eo.ratings = ratings && ratings->nnz > 0 ? ratings : NULL;
     for (int j = 0; j < n_models; j++) {
-        rc = rf_evaluate(models[j], ds[j], test, ks, n_ks, &res[n_res], err);
+        rc = rf_evaluate_ex(models[j], ds[j], test, ks, n_ks, &eo, &res[n_res], err);
         if (rc)
             goto out;
         if (res[n_res].n_unreachable > 0)
@@ -472,11 +415,12 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
                    names[j], (long long)res[n_res].n_unreachable, (long long)res[n_res].n_rel);
         n_res++;
     }
-    rc = finish(json, dir, res, n_res, &info, err);
+    rc = finish(json, dir, res, n_res, &info, so, signif, err);
 out:
     for (int j = 0; j < n_res; j++)
         rf_eval_result_free(&res[j]);
     rf_csr_free(test);
+    rf_csr_free(ratings);
     for (int j = 0; j < n_models; j++) {
         int shared = 0;
         for (int i = 0; i < j; i++)
@@ -486,7 +430,7 @@ out:
         rf_model_free(models[j]);
     }
     rf_events_free(tev);
-    rf_events_free(ev);
+    rf_evalrun_free(&r);
     return rc;
 }
 
@@ -497,11 +441,14 @@ int rf_cmd_evaluate(rf_args *a) {
         usage(stdout);
         return 0;
     }
-    int ks[RF_EVAL_MAX_K], n_ks = 0, n_models = 0;
+    int ks[RF_EVAL_MAX_K], n_ks = 0, n_models = 0, signif = 1;
     char names[MAX_MODELS][32];
-    int rc = parse_ks(rf_arg_str(a, "k", "10"), ks, &n_ks, &err);
+    rf_signif_opts so;
+    int rc = rf_evalrun_parse_ks(rf_arg_str(a, "k", "10"), ks, &n_ks, &err);
     if (rc == 0)
         rc = parse_models(rf_arg_str(a, "models", "pop,itemknn"), names, &n_models, &err);
+    if (rc == 0)
+        rc = signif_options(a, &so, &signif, &err);
     if (rc)
         return rf_cli_fail(a->cmd, &err);
     const char *test_path = rf_arg_str(a, "test", NULL), *json = NULL;
@@ -518,9 +465,9 @@ int rf_cmd_evaluate(rf_args *a) {
         return rf_cli_fail(a->cmd, &err);
     double t0 = rf_mono();
     if (test_path)
-        rc = run_test_file(a, json, st, names, n_models, ks, n_ks, test_path, &err);
+        rc = run_test_file(a, json, st, names, n_models, ks, n_ks, test_path, &so, signif, &err);
     else
-        rc = run_split(a, json, st, names, n_models, ks, n_ks, &err);
+        rc = run_split(a, json, st, names, n_models, ks, n_ks, &so, signif, &err);
     rf_store_close(st);
     if (rc)
         return rf_cli_fail(a->cmd, &err);

@@ -150,8 +150,7 @@ int rf_cmd_train(rf_args *a) {
     if (rf_mkdirs(dir, &err)) goto fail;
     for (int i = 0; i < n_names; i++) {
         if (rf_cli_model_create(rf_store_dir(s), names[i], params, &m, NULL, &err)) goto fail;
-        m->data_opts = opts;
-        if (rf_model_fit(m, d, &err)) goto fail;
+        if (rf_cli_model_fit(m, ev, &opts, d, &err)) goto fail; /* mf/svdpp: own matrix */
         rf_store_model_path(s, names[i], path, sizeof path);
         if (rf_model_save(m, path, &err)) goto fail;
         char pbuf[1024];

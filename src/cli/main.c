@@ -20,7 +20,10 @@ static const command commands[] = {
     {"import", rf_cmd_import, "import interactions, items and users into a data directory"},
     {"train", rf_cmd_train, "train a model on a data directory"},
     {"recommend", rf_cmd_recommend, "print top-K recommendations for users"},
+    {"predict", rf_cmd_predict, "print predicted ratings (scores) of user-item pairs"},
     {"evaluate", rf_cmd_evaluate, "evaluate models offline (split or explicit test file)"},
+    {"tune", rf_cmd_tune, "search a model's hyperparameters on a validation split"},
+    {"report", rf_cmd_report, "write an HTML + JSON evaluation report with charts"},
     {"info", rf_cmd_info, "show what a data directory holds"},
     {"rules", rf_cmd_rules, "list association rules (frequently bought together)"},
     {NULL, NULL, NULL},
@@ -28,7 +31,8 @@ static const command commands[] = {
 
 /* Options that take no value, for every subcommand. */
 static const char *const flag_names =
-    "help,quiet,verbose,no-header,header,implicit,explain,force,json,truth,in-stock,mine,binary";
+    "help,quiet,verbose,no-header,header,implicit,explain,force,json,truth,in-stock,mine,binary,"
+    "validation,rating,no-auc,no-test-split";
 
 /* Per command: names from flag_names that take a value in that command. */
 static const char *valued_opts(const char *cmd) {

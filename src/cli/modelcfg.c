@@ -108,3 +108,30 @@ fail:
     rf_model_free(m);
     return rc;
 }
+
+/* Options equal field by field (the struct has padding). */
+static int same_data_opts(const rf_dataset_opts *x, const rf_dataset_opts *y) {
+    for (int t = 0; t < RF_EV_NTYPES; t++)
+        if (x->type_weight[t] != y->type_weight[t]) return 0;
+    return x->use_value == y->use_value && x->half_life_days == y->half_life_days &&
+           x->now == y->now && x->fold == y->fold && x->binary == y->binary;
+}
+
+int rf_cli_model_fit(struct rf_model *m, const rf_events *ev, const rf_dataset_opts *opts,
+                     const rf_dataset *d, rf_err *err) {
+    rf_dataset_opts mo = *opts;
+    if (m->ops->data_defaults) m->ops->data_defaults(&mo);
+    m->data_opts = mo;
+    if (same_data_opts(&mo, opts)) return rf_model_fit(m, d, err);
+    rf_dataset *own = NULL;
+    int rc = rf_dataset_build(ev, &mo, &own, err);
+    if (rc == 0) {
+        rf_log(RF_LOG_INFO, "model.data",
+               "model=%s msg=\"own training matrix (model data defaults)\" use_value=%d fold=%d "
+               "binary=%d nnz=%lld",
+               m->ops->name, mo.use_value, (int)mo.fold, mo.binary, (long long)own->ui->nnz);
+        rc = rf_model_fit(m, own, err);
+    }
+    rf_dataset_free(own);
+    return rc;
+}

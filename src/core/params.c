@@ -2,6 +2,7 @@
 #include "recfuse/params.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "recfuse/error.h"
@@ -121,8 +122,14 @@ int rf_params_format(const rf_param_def *defs, const void *obj, char *buf, size_
     for (const rf_param_def *d = defs; d && d->name; d++) {
         char val[64];
         void *o = (void *)obj;
-        if (d->type == RF_P_DOUBLE)
-            snprintf(val, sizeof val, "%.17g", *dbl_field(o, d));
+        if (d->type == RF_P_DOUBLE) {
+            /* Shortest text that reads back to the same double. */
+            double x = *dbl_field(o, d);
+            for (int prec = 6; prec <= 17; prec++) {
+                snprintf(val, sizeof val, "%.*g", prec, x);
+                if (strtod(val, NULL) == x) break;
+            }
+        }
         else if (d->type == RF_P_ENUM)
             choice_name(d->choices, *int_field(o, d), val, sizeof val);
         else

@@ -18,7 +18,8 @@
  * multiply-adds), with B chosen so a block's scores stay near 16 MB per
  * thread. Blocks are fixed by user order, not by thread, so batched
  * scores are the same for any thread count. OpenBLAS runs single-threaded
- * meanwhile: the parallelism is ours.
+ * meanwhile (for score_all too: a model's sgemv inside our threads must
+ * not fork OpenBLAS threads): the parallelism is ours.
  *
  * Exposure (for coverage and Gini) is one int per (K, item) updated with
  * atomic adds - integer sums, so deterministic - rather than per-thread
@@ -239,6 +240,7 @@ typedef struct tscr {
     int32_t *rkm;   /* kmax model ids */
     int32_t *relm;  /* max_rel: relevant model ids */
     float *aucbuf;  /* max_rel */
+    int32_t *aucibuf; /* 4 * max_rel + 1 */
     int32_t *catbuf; /* kmax */
     double *vsum;    /* dim */
     int32_t *stamp;  /* n_mi (sampled) */
@@ -407,7 +409,7 @@ static int user_metrics(const ectx *c, tscr *s, int64_t i, int32_t u, int32_t mu
     if (c->o->sampled_negatives > 0) {
         sampled_metrics(c, s, u, sc, h, rel, n_r, s->relm, n_known, out);
     } else if (c->o->auc) {
-        double a = rf_eval_auc(sc, n_mi, s->relm, n_known, n_r, s->aucbuf);
+        double a = rf_eval_auc(sc, n_mi, s->relm, n_known, n_r, s->aucbuf, s->aucibuf);
         for (int ki = 0; ki < n_ks; ki++)
             out[(size_t)ki * RF_M_PER_USER + RF_M_AUC] = a;
     }
@@ -654,6 +656,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
     int32_t *rk = rf_malloc_array(tT * 2 * (size_t)kmax, sizeof *rk);
     int32_t *relm = rf_malloc_array(tT * (size_t)max_rel, sizeof *relm);
     float *aucbuf = rf_malloc_array(tT * (size_t)max_rel, sizeof *aucbuf);
+    int32_t *aucibuf = rf_malloc_array(tT * (size_t)(4 * max_rel + 1), sizeof *aucibuf);
     int32_t *catbuf = opts->item_category ? rf_malloc_array(tT * (size_t)kmax, sizeof *catbuf)
                                           : NULL;
     double *vsum = dim ? rf_malloc_array(tT * (size_t)dim, sizeof *vsum) : NULL;
@@ -673,7 +676,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
         hitems = rf_malloc_array(hn, sizeof *hitems);
         hweights = rf_malloc_array(hn, sizeof *hweights);
     }
-    if (!scores || !hists || !musers || !tops || !rk || !relm || !aucbuf ||
+    if (!scores || !hists || !musers || !tops || !rk || !relm || !aucbuf || !aucibuf ||
         (opts->item_category && !catbuf) || (dim && !vsum) || (sampled && !stamp) ||
         (opts->ratings && (!ritems || !rpred || !r_se || !r_n)) ||
         (translate_hist && (!hp || !hitems || !hweights))) {
@@ -711,11 +714,10 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
     int failed = 0;
     rf_err first_err;
     rf_err_clear(&first_err);
-    int blas_threads = 0;
-    if (batch) {
-        blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-    }
+    /* Scoring runs inside our parallel loop: OpenBLAS (the pthread build)
+     * must not start threads of its own meanwhile. */
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
 
 #pragma omp parallel num_threads(T) reduction(+ : n_cold, n_unreach)
     {
@@ -728,6 +730,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
                   .rkm = rk + (size_t)t * 2 * kmax + kmax,
                   .relm = relm + (size_t)t * max_rel,
                   .aucbuf = aucbuf + (size_t)t * max_rel,
+                  .aucibuf = aucibuf + (size_t)t * (4 * max_rel + 1),
                   .catbuf = catbuf ? catbuf + (size_t)t * kmax : NULL,
                   .vsum = vsum ? vsum + (size_t)t * dim : NULL,
                   .stamp = stamp ? stamp + (size_t)t * n_mi : NULL,
@@ -828,8 +831,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
                 rf_progress_set(prog, d);
         }
     }
-    if (batch)
-        openblas_set_num_threads(blas_threads);
+    openblas_set_num_threads(blas_threads);
     rf_progress_finish(prog);
 
     if (failed) {
@@ -908,7 +910,8 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
         exposure = NULL;
     }
     res->seconds = rf_mono() - t0;
-    rf_log(RF_LOG_INFO, "eval.model",
+    /* quiet evaluations (progress off: tuning runs) log at debug level */
+    rf_log(opts->progress ? RF_LOG_INFO : RF_LOG_DEBUG, "eval.model",
            "model=%s users=%lld cold=%lld relevant=%lld unreachable=%lld "
            "items=%d threads=%d block=%lld seconds=%.3f",
            res->model, (long long)n_eval, (long long)n_cold, (long long)res->n_rel,
@@ -922,6 +925,7 @@ free_scratch:
     rf_free(rk);
     rf_free(relm);
     rf_free(aucbuf);
+    rf_free(aucibuf);
     rf_free(catbuf);
     rf_free(vsum);
     rf_free(stamp);

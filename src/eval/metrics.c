@@ -10,12 +10,15 @@
  *
  * DESIGN: the relevant set arrives sorted, so membership is a binary
  * search - O(K log |rel|) per list and no per-user flag array to clear.
- * AUC needs, for every candidate item j, how many relevant items score
- * above it: with the relevant scores sorted that is two binary searches
- * per item, and candidates below the lowest relevant score (most of the
- * catalog for a useful model) take a single comparison. The relevant
- * items' own pairs are removed in closed form: summed over all ordered
- * pairs of m relevant scores, [a > b] + [a == b]/2 is exactly m^2 / 2.
+ * AUC needs, for every relevant item, how many candidates score below
+ * it (ties half). With few relevant items (the usual case) that is
+ * ceil(m / 8) vectorised passes over the score vector, each counting
+ * below/at-most for 8 relevant scores at once (branch-free compares
+ * that the compiler turns into SIMD); with many, a bucket table over the
+ * relevant scores' range answers each item in O(1) on average. A binary
+ * search per item was 5x slower on unpredictable data. The relevant items' own
+ * pairs are removed in closed form: summed over all ordered pairs of m
+ * relevant scores, [a > b] + [a == b]/2 is exactly m^2 / 2.
  * Intra-list diversity by vectors uses sum_{i<j} cos(i, j) =
  * (|sum_i v_i|^2 - sum_i |v_i|^2) / 2 on unit vectors: O(L d), not
  * O(L^2 d). */
@@ -147,61 +150,118 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Number of entries of sorted r[0..m) below s (strict) and at most s. */
-static inline void count_below(const float *r, int m, float s, int *lt, int *le) {
-    int lo = 0, hi = m;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (r[mid] < s)
-            lo = mid + 1;
-        else
-            hi = mid;
+/* Function multi-versioning: the hot counting loops get AVX-512 / AVX2
+ * clones picked at load time (ifunc) with the x86-64-v2 build as the
+ * portable fallback; the arithmetic is integer counting, so every clone
+ * gives the same result. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define RF_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RF_SIMD_CLONES
+#endif
+
+/* Sum over r[0..nb) (nb <= 8) of #{j : s_j < r} + #{j : s_j <= r}: one
+ * vectorised pass over the scores for up to 8 relevant scores. */
+RF_SIMD_CLONES
+static int64_t count_pass8(const float *s, int32_t n, const float *r, int nb) {
+    float rr[8];
+    for (int q = 0; q < 8; q++)
+        rr[q] = q < nb ? r[q] : -INFINITY; /* pads count nothing: x < -inf never holds */
+    const float r0 = rr[0], r1 = rr[1], r2 = rr[2], r3 = rr[3], r4 = rr[4], r5 = rr[5],
+                r6 = rr[6], r7 = rr[7];
+    int32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
+#pragma omp simd reduction(+ : c0, c1, c2, c3, c4, c5, c6, c7)
+    for (int32_t j = 0; j < n; j++) {
+        const float x = s[j];
+        c0 += (x < r0) + (x <= r0);
+        c1 += (x < r1) + (x <= r1);
+        c2 += (x < r2) + (x <= r2);
+        c3 += (x < r3) + (x <= r3);
+        c4 += (x < r4) + (x <= r4);
+        c5 += (x < r5) + (x <= r5);
+        c6 += (x < r6) + (x <= r6);
+        c7 += (x < r7) + (x <= r7);
     }
-    *lt = lo;
-    hi = m;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (r[mid] <= s)
-            lo = mid + 1;
-        else
-            hi = mid;
+    /* a pad (-inf) still counts the -inf scores as <=; remove them */
+    int64_t pad = 0;
+    if (nb < 8) {
+        int32_t ninf = 0;
+#pragma omp simd reduction(+ : ninf)
+        for (int32_t j = 0; j < n; j++)
+            ninf += s[j] == -INFINITY;
+        pad = (int64_t)(8 - nb) * ninf;
     }
-    *le = lo;
+    return (int64_t)c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 - pad;
+}
+
+/* Scores above -inf, and equal to -inf. */
+RF_SIMD_CLONES
+static void count_candidates(const float *s, int32_t n, int32_t *n_rank, int32_t *n_ninf) {
+    int32_t a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int32_t j = 0; j < n; j++) {
+        a += s[j] > -INFINITY;
+        b += s[j] == -INFINITY;
+    }
+    *n_rank = a;
+    *n_ninf = b;
 }
 
 double rf_eval_auc(const float *scores, int32_t n, const int32_t *rel, int n_rel, int n_rel_total,
-                   float *scratch) {
+                   float *scratch, int32_t *iscratch) {
     if (n_rel_total <= 0)
         return 0.0;
     int m = 0;
     for (int i = 0; i < n_rel; i++)
         if (rel[i] >= 0 && rel[i] < n && scores[rel[i]] > -INFINITY)
             scratch[m++] = scores[rel[i]];
-    if (m > 1)
+    /* Candidates: scores above -inf (NaN is no candidate). */
+    int32_t n_rank, n_ninf;
+    count_candidates(scores, n, &n_rank, &n_ninf);
+    /* S2 = 2 * sum over relevant r of #{candidates below r} + #{equal}. */
+    int64_t s2 = 0;
+    if (m > 0 && m <= 64) {
+        /* (#{s < r} + #{s <= r}) over all items, minus 2 per -inf item
+         * (below every finite r): vectorised passes of 8 relevant. */
+        for (int q = 0; q < m; q += 8)
+            s2 += count_pass8(scores, n, scratch + q, m - q < 8 ? m - q : 8);
+        s2 -= 2 * (int64_t)m * n_ninf;
+    } else if (m > 64) {
+        /* Many relevant items: per item, 2m - (#{r < x} + #{r <= x}) from
+         * a bucket table over [rmin, rmax] with 4m buckets. The bucket of
+         * a value is monotone in it, so relevant scores in lower buckets
+         * are below x and those in higher ones above: only x's own bucket
+         * (about 1/4 of a score on average) is compared one by one. */
         qsort(scratch, (size_t)m, sizeof *scratch, cmp_float);
-    /* S = sum over rankable j of (#rel above s_j + #rel equal / 2), in
-     * half units to stay in integers. */
-    int64_t n_rank = 0, s2 = 0;
-    if (m == 0) {
-        for (int32_t j = 0; j < n; j++)
-            n_rank += scores[j] > -INFINITY;
-    } else {
         const float rmin = scratch[0], rmax = scratch[m - 1];
+        const int nb = 4 * m;
+        const double scale = rmax > rmin ? nb / ((double)rmax - (double)rmin) : 0.0;
+        int32_t *first = iscratch; /* first[b]: relevant scores in buckets < b */
+        for (int b = 0; b <= nb; b++)
+            first[b] = 0;
+        for (int q = 0; q < m; q++) {
+            int b = (int)(((double)scratch[q] - rmin) * scale);
+            first[(b < nb - 1 ? b : nb - 1) + 1]++;
+        }
+        for (int b = 0; b < nb; b++)
+            first[b + 1] += first[b];
         for (int32_t j = 0; j < n; j++) {
-            float s = scores[j];
-            if (!(s > -INFINITY))
-                continue; /* -inf and NaN: not a candidate */
-            n_rank++;
-            if (s < rmin) {
-                s2 += 2 * m;
-            } else if (s <= rmax) {
-                int lt, le;
-                count_below(scratch, m, s, &lt, &le);
-                s2 += 2 * m - lt - le;
+            const float x = scores[j];
+            if (!(x > -INFINITY) || x > rmax)
+                continue; /* not a candidate, or above every relevant score */
+            if (x < rmin) {
+                s2 += 2 * (int64_t)m;
+                continue;
             }
+            int b = (int)(((double)x - rmin) * scale);
+            b = b < nb - 1 ? b : nb - 1;
+            int c = 2 * first[b];
+            for (int q = first[b]; q < first[b + 1]; q++)
+                c += (scratch[q] < x) + (scratch[q] <= x);
+            s2 += 2 * (int64_t)m - c;
         }
     }
-    int64_t n_neg = n_rank - m;
+    int64_t n_neg = (int64_t)n_rank - m;
     if (n_neg <= 0)
         return 0.5;
     double s_neg = 0.5 * (double)s2 - 0.5 * (double)m * (double)m;

@@ -61,6 +61,7 @@
 
 enum { SAMPLER_UNIFORM = 0, SAMPLER_WARP = 1 };
 #define NEG_TRIES 32 /* redraws of a negative that is one of the user's items */
+#define PAR_MIN_SAMPLES 20000 /* samples per sub-epoch worth a parallel region */
 
 typedef struct bpr_params {
     int factors, epochs, seed, sampler, warp_trials, blocks, fold_epochs;
@@ -150,93 +151,178 @@ static inline int contains(const int32_t *a, int64_t n, int32_t x) {
     return lo < n && a[lo] == x;
 }
 
-/* Everything one stratum task reads. */
+/* Where one user's pairs lie in one stratum: sp pairs [off, off + cnt)
+ * counted from the stratum's start. */
+typedef struct useg {
+    uint32_t off, cnt;
+} useg;
+
+/* Everything one task reads. */
 typedef struct train_ctx {
     const rf_csr *ui;
     const bpr_params *pp;
     bpr_impl *p;
     int32_t n_items;
-    const int32_t *su, *si;   /* positives of every stratum, concatenated */
-    const int64_t *st_off;    /* B*B + 1 offsets into su/si */
+    int G;                    /* item groups, 2 x blocks */
+    const int32_t *sp;        /* positives (u, i) of every stratum, concatenated, 2 x nnz,
+                                 sorted by (u, i) within a stratum */
+    const useg *seg;          /* n_users x G: u's pairs in stratum (group(u), c) */
+    const int64_t *st_off;    /* B*G + 1 offsets into sp pairs; stratum (t, g) = t*G + g */
     const int32_t *blk_items; /* items of every group, concatenated */
-    const int32_t *blk_off;   /* B + 1 offsets into blk_items */
+    const int32_t *blk_off;   /* G + 1 offsets into blk_items */
     float log_items;          /* ln(n_items), WARP's weight scale */
 } train_ctx;
 
-/* Draws a negative for user u from item group c: not one of u's items.
- * Returns -1 after NEG_TRIES failures. */
-static inline int32_t draw_negative(const train_ctx *cx, rf_rng *g, const int32_t *row,
-                                    int64_t rn, const int32_t *items, int32_t nc) {
-    for (int t = 0; t < NEG_TRIES; t++) {
-        int32_t j = items[rf_rng_below(g, (uint64_t)nc)];
-        if (!contains(row, rn, j)) return j;
-    }
-    return -1;
+/* A drawn sample: positive (u, i), its stratum side, a first negative. */
+typedef struct draw {
+    int32_t u, i, j;
+    int in_a, side; /* positive in group a; negative candidate in group a */
+} draw;
+
+/* Prefetch the f floats at v (one line per 16 floats). */
+static inline void prefetch_vec(const float *v, int f) {
+    for (int k = 0; k < f; k += 16) __builtin_prefetch(v + k, 1, 3);
 }
 
-/* One stratum (user group t, item group c): as many samples as it holds
- * positives. Returns the summed sample loss (for logging) into *loss and
- * the number of updates made into *updates. */
-static void run_stratum(const train_ctx *cx, int t, int c, uint64_t stream, double *loss,
-                        int64_t *updates) {
-    const int B = cx->pp->blocks;
-    const int64_t lo = cx->st_off[(int64_t)t * B + c], n = cx->st_off[(int64_t)t * B + c + 1] - lo;
-    const int32_t *items = cx->blk_items + cx->blk_off[c];
-    const int32_t nc = cx->blk_off[c + 1] - cx->blk_off[c];
+/* 1 if item j is among the n pairs starting at sp pair lo (one user's,
+ * sorted by item). */
+static inline int in_segment(const int32_t *sp, int64_t lo, uint32_t n, int32_t j) {
+    if (n <= 16) {
+        for (uint32_t k = 0; k < n; k++)
+            if (sp[2 * (lo + k) + 1] >= j) return sp[2 * (lo + k) + 1] == j;
+        return 0;
+    }
+    int64_t hi = lo + n, end = hi;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) >> 1;
+        if (sp[2 * mid + 1] < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < end && sp[2 * lo + 1] == j;
+}
+
+#define AHEAD 4 /* samples drawn (and prefetched) ahead of their update; power of 2 */
+
+/* One task: user group t owns item groups a and b (a != b) for one
+ * sub-epoch. It draws about (n_ta + n_tb) / (G - 1) positives uniformly
+ * from strata (t, a) and (t, b) (stochastic rounding); the negative of a
+ * positive in group a comes from group b with weight |b| and from a with
+ * weight |a| / (G - 1) (the G - 1 sub-epochs that pair a share the
+ * draws within a), which makes every item equally likely over an epoch.
+ * A negative is checked against the user's pairs in its group's stratum
+ * (a few entries, already in cache). Samples are drawn AHEAD updates
+ * ahead and their factor rows prefetched, so memory latency overlaps the
+ * arithmetic of the samples in between. The summed per-sample loss term
+ * (BPR: sigmoid(-x), the step's coefficient, cheaper than the log-loss;
+ * WARP: the weighted hinge) goes to *loss, the update count to *updates. */
+static void run_task(const train_ctx *cx, int t, int a, int b, uint64_t stream, double *loss,
+                     int64_t *updates) {
+    const int G = cx->G;
+    const int64_t la = cx->st_off[(int64_t)t * G + a], na = cx->st_off[(int64_t)t * G + a + 1] - la;
+    const int64_t lb = cx->st_off[(int64_t)t * G + b], nb = cx->st_off[(int64_t)t * G + b + 1] - lb;
     *loss = 0;
     *updates = 0;
-    if (n == 0 || nc == 0) return;
+    if (na + nb == 0) return;
     rf_rng g;
     rf_rng_stream(&g, (uint64_t)cx->pp->seed, stream);
+    const int64_t n = (int64_t)((double)(na + nb) / (G - 1) + rf_rng_uniform(&g));
+    const int32_t *items_a = cx->blk_items + cx->blk_off[a], *items_b = cx->blk_items + cx->blk_off[b];
+    const int32_t ca = cx->blk_off[a + 1] - cx->blk_off[a], cb = cx->blk_off[b + 1] - cx->blk_off[b];
+    /* P(negative from the positive's own group) for positives in a and in b */
+    const double own_a = ca / (double)(G - 1) / (ca / (double)(G - 1) + cb);
+    const double own_b = cb / (double)(G - 1) / (cb / (double)(G - 1) + ca);
     const int f = cx->p->f;
     const float lr = (float)cx->pp->lr, reg = (float)cx->pp->reg, reg_b = (float)cx->pp->reg_bias;
-    float *P = cx->p->P, *Q = cx->p->Q, *b = cx->p->b;
-    const rf_csr *ui = cx->ui;
+    float *P = cx->p->P, *Q = cx->p->Q, *bias = cx->p->b;
+    const int32_t *sp = cx->sp;
+    const useg *seg = cx->seg;
     const int warp = cx->pp->sampler == SAMPLER_WARP;
-    const int trials = cx->pp->warp_trials;
+    const int trials = warp ? cx->pp->warp_trials : NEG_TRIES;
     double sum = 0;
     int64_t upd = 0;
-    for (int64_t k = 0; k < n; k++) {
-        int64_t x = lo + (int64_t)rf_rng_below(&g, (uint64_t)n);
-        int32_t u = cx->su[x], i = cx->si[x];
-        const int32_t *row = ui->indices + ui->indptr[u];
-        int64_t rn = ui->indptr[u + 1] - ui->indptr[u];
+/* a negative candidate for a positive on side in_a (1: group a); the
+ * candidate's side into `side` */
+#define DRAW_NEG(in_a, side)                                                                  \
+    ((side) = (rf_rng_uniform(&g) < ((in_a) ? own_a : own_b)) ? (in_a) : !(in_a),            \
+     (side) ? (ca ? items_a[rf_rng_below(&g, (uint64_t)ca)] : -1)                             \
+            : (cb ? items_b[rf_rng_below(&g, (uint64_t)cb)] : -1))
+    draw ring[AHEAD];
+    memset(ring, 0, sizeof ring);
+    for (int64_t k = 0; k < n + AHEAD; k++) {
+        if (k < n) { /* draw sample k, updated AHEAD iterations later */
+            draw *d = &ring[k & (AHEAD - 1)];
+            int64_t x = (int64_t)rf_rng_below(&g, (uint64_t)(na + nb));
+            d->in_a = x < na;
+            x = d->in_a ? la + x : lb + (x - na);
+            d->u = sp[2 * x];
+            d->i = sp[2 * x + 1];
+            d->j = DRAW_NEG(d->in_a, d->side);
+            prefetch_vec(P + (int64_t)d->u * f, f);
+            prefetch_vec(Q + (int64_t)d->i * f, f);
+            if (d->j >= 0) prefetch_vec(Q + (int64_t)d->j * f, f);
+            __builtin_prefetch(seg + (int64_t)d->u * G + a, 0, 3);
+            __builtin_prefetch(seg + (int64_t)d->u * G + b, 0, 3);
+        }
+        if (k < AHEAD) continue;
+        const draw cur = ring[(k - AHEAD) & (AHEAD - 1)];
+        const int32_t u = cur.u, i = cur.i;
+        /* u's pairs in the strata of its group with item groups a and b */
+        const useg sa = seg[(int64_t)u * G + a], sb = seg[(int64_t)u * G + b];
         float *pu = P + (int64_t)u * f, *qi = Q + (int64_t)i * f;
-        if (!warp) {
-            int32_t j = draw_negative(cx, &g, row, rn, items, nc);
+        /* BPR: the first candidate that is not u's; WARP: the first that is
+         * not u's and violates the margin, x < 1 */
+        int32_t j = cur.j;
+        int side = cur.side;
+        for (int n_draw = 1; n_draw <= trials; n_draw++, j = DRAW_NEG(cur.in_a, side)) {
             if (j < 0) continue;
             float *qj = Q + (int64_t)j * f;
-            float xv = rf_pair_x(pu, qi, qj, b[i], b[j], f);
-            float coef = rf_sigmoid_neg(xv);
-            sum += xv > 0 ? log1p(exp(-(double)xv)) : -(double)xv + log1p(exp((double)xv));
-            rf_pair_step(pu, qi, qj, &b[i], &b[j], f, coef, lr, reg, reg_b);
-            upd++;
-            continue;
-        }
-        /* WARP: look for a negative within the margin */
-        for (int n_draw = 1; n_draw <= trials; n_draw++) {
-            int32_t j = items[rf_rng_below(&g, (uint64_t)nc)];
-            float *qj = Q + (int64_t)j * f;
-            float xv = rf_pair_x(pu, qi, qj, b[i], b[j], f);
+            if (!warp) {
+                if (side ? in_segment(sp, la + sa.off, sa.cnt, j)
+                         : in_segment(sp, lb + sb.off, sb.cnt, j))
+                    continue;
+                float coef = rf_sigmoid_neg(rf_pair_x(pu, qi, qj, bias[i], bias[j], f));
+                sum += coef;
+                rf_pair_step(pu, qi, qj, &bias[i], &bias[j], f, coef, lr, reg, reg_b);
+                upd++;
+                break;
+            }
+            float xv = rf_pair_x(pu, qi, qj, bias[i], bias[j], f);
             if (xv >= 1.0f) continue;
-            if (contains(row, rn, j)) continue;
+            if (side ? in_segment(sp, la + sa.off, sa.cnt, j) : in_segment(sp, lb + sb.off, sb.cnt, j))
+                continue;
             double rank = floor((double)(cx->n_items - 1) / n_draw);
             float w = (float)(log1p(rank) / cx->log_items);
             sum += w * (1.0 - xv);
-            rf_pair_step(pu, qi, qj, &b[i], &b[j], f, w, lr, reg, reg_b);
+            rf_pair_step(pu, qi, qj, &bias[i], &bias[j], f, w, lr, reg, reg_b);
             upd++;
             break;
         }
     }
+#undef DRAW_NEG
     *loss = sum;
     *updates = upd;
+}
+
+/* Round r (0 <= r < G - 1) of the circle-method round robin over G
+ * groups: pair k (0 <= k < G/2) into *a, *b. Every unordered pair of
+ * groups meets in exactly one round. */
+void rf_bpr_round_pair(int G, int r, int k, int *a, int *b) {
+    if (k == 0) {
+        *a = G - 1;
+        *b = r;
+    } else {
+        *a = (r + k) % (G - 1);
+        *b = (r - k + (G - 1)) % (G - 1);
+    }
 }
 
 static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const bpr_params *pp = m->params;
     bpr_impl *p = m->impl;
     const int32_t nu = d->n_users, ni = d->n_items, f = pp->factors;
-    const int B = pp->blocks;
+    const int B = pp->blocks, G = 2 * pp->blocks;
     const uint64_t seed = (uint64_t)pp->seed;
     const rf_csr *ui = d->ui;
     int rc = alloc_arrays(m, f, err);
@@ -257,15 +343,15 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     int32_t *ib = rf_malloc_array((size_t)ni + 1, sizeof *ib);
     int32_t *perm = rf_malloc_array((size_t)(nu > ni ? nu : ni) + 1, sizeof *perm);
     int32_t *blk_items = rf_malloc_array((size_t)ni, sizeof *blk_items);
-    int32_t *blk_off = rf_calloc((size_t)B + 1, sizeof *blk_off);
-    int64_t *st_off = rf_calloc((size_t)B * B + 1, sizeof *st_off);
-    int64_t *fill = rf_malloc_array((size_t)B * B, sizeof *fill);
-    int32_t *su = rf_malloc_array((size_t)ui->nnz, sizeof *su);
-    int32_t *si = rf_malloc_array((size_t)ui->nnz, sizeof *si);
+    int32_t *blk_off = rf_calloc((size_t)G + 1, sizeof *blk_off);
+    int64_t *st_off = rf_calloc((size_t)B * G + 1, sizeof *st_off);
+    int64_t *fill = rf_malloc_array((size_t)B * G, sizeof *fill);
+    int32_t *sp = rf_malloc_array((size_t)ui->nnz * 2, sizeof *sp);
+    useg *seg = rf_calloc((size_t)nu * (size_t)G + 1, sizeof *seg);
     double *loss = rf_malloc_array((size_t)B, sizeof *loss);
     int64_t *upd = rf_malloc_array((size_t)B, sizeof *upd);
     rf_progress *prog = NULL;
-    if (!ub || !ib || !perm || !blk_items || !blk_off || !st_off || !fill || !su || !si ||
+    if (!ub || !ib || !perm || !blk_items || !blk_off || !st_off || !fill || !sp || !seg ||
         !loss || !upd) {
         rc = rf_err_set(err, RF_ENOMEM, "bpr: out of memory for %lld training pairs",
                         (long long)ui->nnz);
@@ -279,43 +365,62 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     for (int32_t k = 0; k < nu; k++) ub[perm[k]] = k % B;
     for (int32_t i = 0; i < ni; i++) perm[i] = i;
     rf_rng_shuffle_i32(&g, perm, ni);
-    for (int32_t k = 0; k < ni; k++) ib[perm[k]] = k % B;
+    for (int32_t k = 0; k < ni; k++) ib[perm[k]] = k % G;
     for (int32_t i = 0; i < ni; i++) blk_off[ib[i] + 1]++;
-    for (int c = 0; c < B; c++) blk_off[c + 1] += blk_off[c];
-    for (int c = 0; c < B; c++) fill[c] = blk_off[c];
+    for (int c = 0; c < G; c++) blk_off[c + 1] += blk_off[c];
+    for (int c = 0; c < G; c++) fill[c] = blk_off[c];
     for (int32_t i = 0; i < ni; i++) blk_items[fill[ib[i]]++] = i;
     /* strata: counting sort of the positives by (user group, item group) */
     for (int32_t u = 0; u < nu; u++)
         for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++)
-            st_off[(int64_t)ub[u] * B + ib[ui->indices[q]] + 1]++;
-    for (int64_t s = 0; s < (int64_t)B * B; s++) st_off[s + 1] += st_off[s];
-    memcpy(fill, st_off, (size_t)B * B * sizeof *fill);
-    for (int32_t u = 0; u < nu; u++)
-        for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
-            int64_t s = (int64_t)ub[u] * B + ib[ui->indices[q]];
-            su[fill[s]] = u;
-            si[fill[s]] = ui->indices[q];
-            fill[s]++;
+            st_off[(int64_t)ub[u] * G + ib[ui->indices[q]] + 1]++;
+    for (int64_t s = 0; s < (int64_t)B * G; s++) st_off[s + 1] += st_off[s];
+    for (int64_t s = 0; s < (int64_t)B * G; s++)
+        if (st_off[s + 1] - st_off[s] > (int64_t)UINT32_MAX) {
+            rc = rf_err_set(err, RF_ETOOBIG, "bpr: a stratum holds 2^32 pairs or more; raise blocks");
+            goto done;
         }
+    memcpy(fill, st_off, (size_t)B * G * sizeof *fill);
+    for (int32_t u = 0; u < nu; u++) {
+        for (int c = 0; c < G; c++) { /* u's pairs start here in each of its strata */
+            int64_t s = (int64_t)ub[u] * G + c;
+            seg[(int64_t)u * G + c].off = (uint32_t)(fill[s] - st_off[s]);
+        }
+        for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
+            int64_t s = (int64_t)ub[u] * G + ib[ui->indices[q]];
+            sp[2 * fill[s]] = u;
+            sp[2 * fill[s] + 1] = ui->indices[q];
+            fill[s]++;
+            seg[(int64_t)u * G + ib[ui->indices[q]]].cnt++;
+        }
+    }
 
-    train_ctx cx = {ui, pp, p, ni, su, si, st_off, blk_items, blk_off, logf((float)ni)};
+    train_ctx cx = {ui, pp, p, ni, G, sp, seg, st_off, blk_items, blk_off, logf((float)ni)};
     const int nth = rf_threads() < B ? rf_threads() : B;
+    /* Sub-epochs with little work run on the calling thread: a parallel
+     * region costs a barrier (much more on a busy machine), and which
+     * thread runs a task does not change the result. */
+    const int par = nth > 1 && ui->nnz / ((int64_t)(G - 1) * B) >= PAR_MIN_SAMPLES;
     prog = rf_progress_start(pp->sampler == SAMPLER_WARP ? "bpr-warp" : "bpr", pp->epochs);
     for (int e = 0; e < pp->epochs; e++) {
         double ep_loss = 0;
         int64_t ep_upd = 0;
-        for (int s = 0; s < B; s++) {
-            uint64_t base = 16 + ((uint64_t)e * B + (uint64_t)s) * B;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-            for (int t = 0; t < B; t++)
-                run_stratum(&cx, t, (t + s) % B, base + (uint64_t)t, &loss[t], &upd[t]);
-            for (int t = 0; t < B; t++) { /* in task order: deterministic */
-                ep_loss += loss[t];
-                ep_upd += upd[t];
+        for (int r = 0; r < G - 1; r++)
+            for (int s = 0; s < B; s++) {
+                uint64_t base = 16 + (((uint64_t)e * (G - 1) + (uint64_t)r) * B + (uint64_t)s) * B;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (par)
+                for (int t = 0; t < B; t++) {
+                    int a, b;
+                    rf_bpr_round_pair(G, r, (t + s) % B, &a, &b);
+                    run_task(&cx, t, a, b, base + (uint64_t)t, &loss[t], &upd[t]);
+                }
+                for (int t = 0; t < B; t++) { /* in task order: deterministic */
+                    ep_loss += loss[t];
+                    ep_upd += upd[t];
+                }
             }
-        }
-        rf_log(RF_LOG_DEBUG, "bpr.epoch", "epoch=%d loss=%.6f updates=%lld samples=%lld", e + 1,
-               ep_loss / (double)ui->nnz, (long long)ep_upd, (long long)ui->nnz);
+        rf_log(RF_LOG_DEBUG, "bpr.epoch", "epoch=%d loss_term=%.6f updates=%lld positives=%lld", e + 1,
+               ep_upd ? ep_loss / (double)ep_upd : 0.0, (long long)ep_upd, (long long)ui->nnz);
         if (!isfinite(ep_loss)) {
             rc = rf_err_set(err, RF_ERANGE, "bpr: training diverged in epoch %d (lower lr, now %g)",
                             e + 1, pp->lr);
@@ -332,8 +437,8 @@ done:
     rf_free(blk_off);
     rf_free(st_off);
     rf_free(fill);
-    rf_free(su);
-    rf_free(si);
+    rf_free(sp);
+    rf_free(seg);
     rf_free(loss);
     rf_free(upd);
     return rc;

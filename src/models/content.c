@@ -51,7 +51,7 @@ typedef struct content_impl {
 } content_impl;
 
 static const rf_param_def content_defs[] = {
-    {"w_category", RF_P_DOUBLE, offsetof(content_params, w_category), 1, 0, 100, NULL,
+    {"w_category", RF_P_DOUBLE, offsetof(content_params, w_category), 2, 0, 100, NULL,
      "weight of the category block (every level of the path)"},
     {"w_brand", RF_P_DOUBLE, offsetof(content_params, w_brand), 0.5, 0, 100, NULL,
      "weight of the brand block"},
@@ -77,7 +77,7 @@ static const rf_param_def content_defs[] = {
      "days after which a history item counts half in the profile (0: no decay)"},
     {"use_weights", RF_P_INT, offsetof(content_params, use_weights), 1, 0, 1, NULL,
      "1: weight history items by their event weights; 0: all equal"},
-    {"pop_blend", RF_P_DOUBLE, offsetof(content_params, pop_blend), 0.05, 0, 100, NULL,
+    {"pop_blend", RF_P_DOUBLE, offsetof(content_params, pop_blend), 0.5, 0, 100, NULL,
      "added popularity share: score = cosine + pop_blend * pop / max pop"},
     {0},
 };

@@ -52,7 +52,7 @@ typedef struct ease_impl {
 
 /* lambda tuned on ML-100K validation (docs/models-ials-ease.md). */
 static const rf_param_def ease_defs[] = {
-    {"lambda", RF_P_DOUBLE, offsetof(ease_params, lambda), 500, 1e-6, 1e12, NULL,
+    {"lambda", RF_P_DOUBLE, offsetof(ease_params, lambda), 300, 1e-6, 1e12, NULL,
      "L2 regularisation added to the diagonal of X^T X"},
     {"max_memory_mb", RF_P_INT, offsetof(ease_params, max_memory_mb), 0, 0, 2147483647, NULL,
      "refuse catalogs whose item x item matrix exceeds this (MiB); 0: half of physical RAM"},

@@ -111,21 +111,32 @@ static int cmp_tev(const void *a, const void *b) {
  * time - into baskets. `user_off` has n_users + 1 offsets into r; items
  * come from item_of(idx). */
 static int sessions(int32_t n_users, const int64_t *user_off, const tev *r, const int32_t *item,
-                    int64_t gap, rf_baskets **out) {
+                    int64_t gap, int max_items, rf_baskets **out) {
     int64_t total = user_off[n_users];
+    const int64_t cap = max_items > 0 ? max_items : INT64_MAX;
     /* count baskets */
     int64_t nb = 0;
-    for (int32_t u = 0; u < n_users; u++)
+    for (int32_t u = 0; u < n_users; u++) {
+        int64_t start = user_off[u];
         for (int64_t q = user_off[u]; q < user_off[u + 1]; q++)
-            if (q == user_off[u] || r[q].ts - r[q - 1].ts > gap) nb++;
+            if (q == user_off[u] || r[q].ts - r[q - 1].ts > gap || q - start >= cap) {
+                nb++;
+                start = q;
+            }
+    }
     rf_baskets *b;
     if (baskets_alloc(nb, total, &b)) return RF_ENOMEM;
     int64_t k = 0;
-    for (int32_t u = 0; u < n_users; u++)
+    for (int32_t u = 0; u < n_users; u++) {
+        int64_t start = user_off[u];
         for (int64_t q = user_off[u]; q < user_off[u + 1]; q++) {
-            if (q == user_off[u] || r[q].ts - r[q - 1].ts > gap) b->indptr[k++] = q;
+            if (q == user_off[u] || r[q].ts - r[q - 1].ts > gap || q - start >= cap) {
+                b->indptr[k++] = q;
+                start = q;
+            }
             b->items[q] = item[r[q].idx];
         }
+    }
     b->n = nb;
     b->indptr[nb] = total;
     normalise_baskets(b);
@@ -137,7 +148,7 @@ static int sessions(int32_t n_users, const int64_t *user_off, const tev *r, cons
 }
 
 int rf_baskets_from_events(const rf_events *ev, unsigned type_mask, int64_t gap_seconds,
-                           rf_baskets **out, rf_err *err) {
+                           int max_items, rf_baskets **out, rf_err *err) {
     *out = NULL;
     if (gap_seconds < 0) return rf_err_set(err, RF_EINVAL, "baskets: negative session gap");
     const int32_t nu = rf_idmap_size(ev->users), ni = rf_idmap_size(ev->items);
@@ -179,15 +190,15 @@ int rf_baskets_from_events(const rf_events *ev, unsigned type_mask, int64_t gap_
             if (cmp_tev(&r[q - 1], &r[q]) > 0) sorted = 0;
         if (!sorted) qsort(r + off[u], (size_t)(off[u + 1] - off[u]), sizeof *r, cmp_tev);
     }
-    int rc = sessions(nu, off, r, ev->item, gap_seconds, out);
+    int rc = sessions(nu, off, r, ev->item, gap_seconds, max_items, out);
     rf_free(off);
     rf_free(r);
     if (rc) return rf_err_set(err, RF_ENOMEM, "baskets: out of memory");
     return 0;
 }
 
-int rf_baskets_from_dataset(const rf_dataset *d, int64_t gap_seconds, rf_baskets **out,
-                            rf_err *err) {
+int rf_baskets_from_dataset(const rf_dataset *d, int64_t gap_seconds, int max_items,
+                            rf_baskets **out, rf_err *err) {
     *out = NULL;
     if (gap_seconds < 0) return rf_err_set(err, RF_EINVAL, "baskets: negative session gap");
     const rf_csr *ui = d->ui;
@@ -199,7 +210,7 @@ int rf_baskets_from_dataset(const rf_dataset *d, int64_t gap_seconds, rf_baskets
     }
     for (int32_t u = 0; u < ui->nrows; u++)
         qsort(r + ui->indptr[u], (size_t)(ui->indptr[u + 1] - ui->indptr[u]), sizeof *r, cmp_tev);
-    int rc = sessions(ui->nrows, ui->indptr, r, ui->indices, gap_seconds, out);
+    int rc = sessions(ui->nrows, ui->indptr, r, ui->indices, gap_seconds, max_items, out);
     rf_free(r);
     if (rc) return rf_err_set(err, RF_ENOMEM, "baskets: out of memory");
     return 0;
@@ -369,6 +380,8 @@ typedef struct miner {
     int32_t *rinv;   /* local rank -> rank */
     fptree ct;       /* conditional tree */
     setvec out;
+    int64_t *n_sets; /* shared count of itemsets found (atomic) */
+    int64_t max_sets;
 } miner;
 
 static void miner_free(miner *m) {
@@ -413,14 +426,33 @@ static void clear_counts(miner *m) {
     m->n_touched = 0;
 }
 
-/* Mine the itemsets whose largest-rank item is x: {y, x} and {z, y, x}. */
+/* Count one more itemset against the budget: RF_ETOOBIG past it. */
+static int budget(miner *m) {
+    if (m->max_sets <= 0) return 0;
+    int64_t n;
+#pragma omp atomic capture
+    n = ++*m->n_sets;
+    return n > m->max_sets ? RF_ETOOBIG : 0;
+}
+
+/* Mine the itemsets whose largest-rank item is x: {y, x} and {z, y, x}.
+ * RF_ENOMEM or RF_ETOOBIG (budget exceeded). */
 static int mine_item(const fptree *t, int32_t x, int64_t minc, int max_len, miner *m) {
     count_prefixes(t, x, m);
     int32_t nloc = 0;
     for (int32_t k = 0; k < m->n_touched; k++) {
         int32_t y = m->touched[k];
         if (m->cnt[y] < minc) continue;
-        if (sv_push(&m->out, y, x, -1, 2, m->cnt[y])) return RF_ENOMEM;
+        if (budget(m)) {
+            for (int32_t j = 0; j < m->n_touched; j++) m->rmap[m->touched[j]] = -1;
+            clear_counts(m);
+            return RF_ETOOBIG;
+        }
+        if (sv_push(&m->out, y, x, -1, 2, m->cnt[y])) {
+            for (int32_t j = 0; j < m->n_touched; j++) m->rmap[m->touched[j]] = -1;
+            clear_counts(m);
+            return RF_ENOMEM;
+        }
         if (max_len >= 3) m->rmap[y] = 0; /* mark frequent; local ranks assigned below */
     }
     if (max_len < 3) {
@@ -482,8 +514,13 @@ static int mine_item(const fptree *t, int32_t x, int64_t minc, int max_len, mine
             count_prefixes(&m->ct, ly, m);
             for (int32_t k = 0; k < m->n_touched; k++) {
                 int32_t lz = m->touched[k];
-                if (m->cnt[lz] >= minc &&
-                    sv_push(&m->out, m->rinv[lz], m->rinv[ly], x, 3, m->cnt[lz])) {
+                if (m->cnt[lz] < minc) continue;
+                if (budget(m)) {
+                    clear_counts(m);
+                    for (int32_t l = 0; l < nloc; l++) m->rmap[m->rinv[l]] = -1;
+                    return RF_ETOOBIG;
+                }
+                if (sv_push(&m->out, m->rinv[lz], m->rinv[ly], x, 3, m->cnt[lz])) {
                     clear_counts(m);
                     goto nomem;
                 }
@@ -524,7 +561,7 @@ static int cmp_rankent(const void *a, const void *b) {
 }
 
 int rf_fpgrowth(const rf_baskets *b, int32_t n_items, int64_t min_count, int max_len,
-                rf_itemsets **out, rf_err *err) {
+                int64_t max_sets, rf_itemsets **out, rf_err *err) {
     *out = NULL;
     if (max_len < 1 || max_len > 3)
         return rf_err_set(err, RF_EINVAL, "fpgrowth: max_len %d outside [1, 3]", max_len);
@@ -555,6 +592,8 @@ int rf_fpgrowth(const rf_baskets *b, int32_t n_items, int64_t min_count, int max
     }
     int32_t nf = 0;
     for (int32_t i = 0; i < n_items; i++) nf += count[i] >= min_count;
+    int64_t n_sets = nf;
+    if (max_sets > 0 && n_sets > max_sets) goto toobig;
     re = rf_malloc_array((size_t)nf + 1, sizeof *re);
     if (!re) goto nomem;
     nf = 0;
@@ -613,8 +652,11 @@ int rf_fpgrowth(const rf_baskets *b, int32_t n_items, int64_t min_count, int max
         ms = rf_calloc((size_t)T, sizeof *ms);
         if (!ms) goto nomem;
         int failed = 0;
-        for (int k = 0; k < T; k++)
-            if (miner_init(&ms[k], nf, longest)) failed = 1;
+        for (int k = 0; k < T; k++) {
+            if (miner_init(&ms[k], nf, longest)) failed = RF_ENOMEM;
+            ms[k].n_sets = &n_sets;
+            ms[k].max_sets = max_sets;
+        }
         if (failed) goto nomem;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(T)
         for (int32_t x = nf - 1; x >= 1; x--) {
@@ -622,11 +664,13 @@ int rf_fpgrowth(const rf_baskets *b, int32_t n_items, int64_t min_count, int max
 #pragma omp atomic read
             stop = failed;
             if (stop) continue;
-            if (mine_item(&t, x, min_count, max_len, &ms[rf_thread_id()])) {
+            int mrc = mine_item(&t, x, min_count, max_len, &ms[rf_thread_id()]);
+            if (mrc) {
 #pragma omp atomic write
-                failed = 1;
+                failed = mrc;
             }
         }
+        if (failed == RF_ETOOBIG) goto toobig;
         if (failed) goto nomem;
         for (int k = 0; k < T; k++) {
             for (int64_t q = 0; q < ms[k].out.n; q++) {
@@ -653,6 +697,12 @@ int rf_fpgrowth(const rf_baskets *b, int32_t n_items, int64_t min_count, int max
     res->n_baskets = b->n;
     all.s = NULL;
     *out = res;
+    goto out;
+toobig:
+    rc = rf_err_set(err, RF_ETOOBIG,
+                    "fpgrowth: more than %lld frequent itemsets at min_count %lld (raise the "
+                    "minimum support or lower max_len)",
+                    (long long)max_sets, (long long)min_count);
     goto out;
 nomem:
     rc = rf_err_set(err, RF_ENOMEM, "fpgrowth: out of memory");

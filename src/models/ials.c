@@ -2,28 +2,32 @@
  *
  * Hu, Koren & Volinsky (2008): every (user, item) cell has preference
  * p = 1 if the user interacted with the item (folded weight r > 0) and 0
- * otherwise, with confidence c = 1 + alpha * r (confidence=linear) or
- * c = 1 + alpha * log(1 + r / eps) (confidence=log) on observed cells and
- * 1 elsewhere. The model minimises
- *     sum_{u,i} c_ui (p_ui - x_u.y_i)^2 + sum_u reg_u |x_u|^2 + sum_i reg_i |y_i|^2
+ * otherwise. Observed cells weigh c = 1 + alpha * r (confidence=linear) or
+ * c = 1 + alpha * log(1 + r / eps) (confidence=log); unobserved cells weigh
+ * w_i = unobs_weight (1 in HKV; Rendle et al.'s alpha_0 up to scale), or
+ * with unobs_exp = e > 0 unobs_weight * pop_i^e / mean_j pop_j^e (He et
+ * al. 2016, popularity-aware missing data). The model minimises
+ *     sum_obs c_ui (1 - x_u.y_i)^2 + sum_unobs w_i (x_u.y_i)^2
+ *       + sum_u reg_u |x_u|^2 + sum_i reg_i |y_i|^2
  * by alternating exact (or conjugate-gradient) solves of all user rows,
  * then all item rows (factors.h has the row problem). The regularisation
  * is reg, or with reg_exp = nu > 0 the frequency-scaled form of Rendle et
  * al., "Revisiting the Performance of iALS on Item Recommendation
- * Benchmarks" (2021): reg_u = reg * W_u^nu, where W_u = n_items +
- * sum_i (c_ui - 1) is the total confidence of the user's row (users with
- * more data are regularised more), likewise for items.
+ * Benchmarks" (2021): reg_u = reg * W_u^nu with W_u the total weight of
+ * the user's row (sum of w over unobserved plus c over observed cells),
+ * likewise for items.
  *
  * DESIGN: factors are float32, row-major, rows padded to a multiple of 8
- * floats (64-byte aligned blocks) for the SIMD kernels of ials_kernels.c.
- * Each half-iteration computes the Gram matrix of the fixed side with
- * rf_als_gram (OpenBLAS ssyrk over fixed chunks, summed in double), then
- * solves every row in parallel (OpenMP, dynamic schedule) with per-thread
- * scratch allocated once; a row's solve depends only on the data and the
- * fixed side, and initial factors come from a per-row RNG stream, so the
- * trained factors are bit-identical for every thread count (for a given
- * kernel path, factors.h). Entries with weight <= 0 are not observations
- * (p = 0, c = 1), as in HKV.
+ * floats (huge-page backed when large) for the SIMD kernels of
+ * ials_kernels.c. Each half-iteration computes the Gram matrix of the
+ * fixed side with rf_als_gram (OpenBLAS ssyrk over fixed chunks, summed
+ * in double; weighted by w_i in the user step; in the item step the row's
+ * own w_i scales it), then solves every row in parallel (OpenMP, dynamic
+ * schedule) with per-thread scratch allocated once; a row's solve depends
+ * only on the data and the fixed side, and initial factors come from a
+ * per-row RNG stream, so the trained factors are bit-identical for every
+ * thread count (for a given kernel path, factors.h). Entries with weight
+ * <= 0 are not observations (p = 0), as in HKV.
  *
  * Scoring: a known user with training data uses the trained vector; a user
  * unknown to the model (or with no training data) is folded in from the
@@ -31,7 +35,8 @@
  * the training's user step would compute it (rf_ials_fold_in_user); an
  * empty history gets item popularity (distinct training users per item),
  * the fallback contract of model.h. The Gram matrices of the final U and V
- * are kept for fold-in (recomputed on load). */
+ * are kept for fold-in (recomputed on load, as are the weights w from the
+ * stored popularity). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,21 +69,26 @@ typedef struct ials_params {
     int cg_steps;
     double init;
     int seed;
+    double unobs_exp;
+    double unobs_weight;
 } ials_params;
 
 typedef struct ials_impl {
     int dim, ld;
     float *U, *V;         /* n_users x ld, n_items x ld; inside U_mem / V_mem */
     void *U_mem, *V_mem;  /* allocations (64-byte aligned views above) */
-    float *GU, *GV;       /* ld x ld Gram matrices of the final U and V */
+    float *GU, *GV;       /* ld x ld Gram matrices of the final U and V (GV
+                             weighted by w when unobs_exp > 0) */
     float *pop;           /* n_items: distinct training users (fallback) */
+    float *w;             /* n_items unobserved-cell weights; NULL when all 1 */
+    double w_norm;        /* mean of pop^unobs_exp (w = pop^unobs_exp / w_norm) */
 } ials_impl;
 
 /* Defaults tuned on ML-100K validation (docs/models-ials-ease.md). */
 static const rf_param_def ials_defs[] = {
     {"factors", RF_P_INT, offsetof(ials_params, factors), 128, 1, 1024, NULL,
      "latent dimensions"},
-    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 10, 1e-9, 1e12, NULL,
+    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 28, 1e-9, 1e12, NULL,
      "L2 regularisation (scaled by W^reg_exp, W = a row's total confidence)"},
     {"reg_exp", RF_P_DOUBLE, offsetof(ials_params, reg_exp), 0, 0, 2, NULL,
      "frequency scaling of reg (Rendle et al. 2021): 0 plain, 1 proportional"},
@@ -88,6 +98,10 @@ static const rf_param_def ials_defs[] = {
      "linear: c = 1 + alpha r; log: c = 1 + alpha log(1 + r / eps)"},
     {"eps", RF_P_DOUBLE, offsetof(ials_params, eps), 1, 1e-9, 1e9, NULL,
      "scale of r in the log confidence"},
+    {"unobs_weight", RF_P_DOUBLE, offsetof(ials_params, unobs_weight), 4, 1e-6, 1e6, NULL,
+     "weight of an unobserved cell (observed cells weigh c = 1 + alpha r)"},
+    {"unobs_exp", RF_P_DOUBLE, offsetof(ials_params, unobs_exp), 0, 0, 2, NULL,
+     "unobserved cells of item i weigh unobs_weight * pop_i^unobs_exp / mean (He et al. 2016)"},
     {"iterations", RF_P_INT, offsetof(ials_params, iterations), 15, 1, 10000, NULL,
      "alternating iterations (user step, then item step)"},
     {"solver", RF_P_ENUM, offsetof(ials_params, solver), SOLVER_CG, 0, 1, "cholesky,cg",
@@ -129,6 +143,7 @@ static void impl_clear(ials_impl *p) {
     rf_free(p->GU);
     rf_free(p->GV);
     rf_free(p->pop);
+    rf_free(p->w);
     memset(p, 0, sizeof *p);
 }
 
@@ -152,6 +167,8 @@ static const char *ials_check(const void *params) {
     if (!(pp->reg > 0)) return "reg must be > 0";
     if (pp->reg_exp < 0) return "reg_exp must be >= 0";
     if (pp->alpha < 0) return "alpha must be >= 0";
+    if (pp->unobs_exp < 0) return "unobs_exp must be >= 0";
+    if (!(pp->unobs_weight > 0)) return "unobs_weight must be > 0";
     if (!(pp->eps > 0)) return "eps must be > 0";
     if (pp->iterations < 1) return "iterations must be at least 1";
     if (pp->cg_steps < 1) return "cg_steps must be at least 1";
@@ -159,57 +176,82 @@ static const char *ials_check(const void *params) {
     return NULL;
 }
 
-/* c - 1 of an observed cell with folded weight r > 0. */
-static inline float conf_m1(const ials_params *pp, float r) {
-    if (pp->confidence == CONF_LOG) return (float)(pp->alpha * log1p((double)r / pp->eps));
-    return (float)(pp->alpha * (double)r);
+/* alpha * f(r) of an observed cell with folded weight r > 0: c = 1 + that. */
+static inline double conf_extra(const ials_params *pp, float r) {
+    if (pp->confidence == CONF_LOG) return pp->alpha * log1p((double)r / pp->eps);
+    return pp->alpha * (double)r;
 }
 
-/* The observations of one row (entries with weight > 0) into idx/cm1;
- * returns their count and the row's regularisation in *reg. n_cols: size
- * of the other side (for the frequency-scaled form). Entries outside
- * [0, n_cols) are skipped (fold-in input is not trusted). */
-static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, const float *w,
-                        int32_t n_cols, int32_t *idx, float *cm1, double *reg) {
+/* How one row's observations are weighed: the unobserved weight of each
+ * column (colw, the user step with item weights) or of the row itself
+ * (roww, the item step; 1 in plain iALS). */
+typedef struct row_weights {
+    const float *colw; /* n_cols weights or NULL */
+    float roww;
+} row_weights;
+
+/* The observations of one row (entries with weight > 0) into idx, cm1
+ * (c - w) and conf (c; only filled when some w != 1, else the kernels take
+ * 1 + cm1 and *use_conf is 0); returns their count and the row's
+ * regularisation in *reg: reg * W^reg_exp with W the row's total weight,
+ * sum of the unobserved weights (n_cols for the user step, whose weights
+ * have mean 1; roww * n_cols for the item step) plus sum (c - w). Entries
+ * outside [0, n_cols) are skipped (fold-in input is not trusted). */
+static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, const float *wts,
+                        int32_t n_cols, const row_weights *rw, int32_t *idx, float *cm1,
+                        float *conf, int *use_conf, double *reg) {
     int32_t k = 0;
     double sum = 0;
+    const int plain = !rw->colw && rw->roww == 1.0f;
     for (int32_t t = 0; t < n; t++) {
-        float r = w ? w[t] : 1.0f;
+        float r = wts ? wts[t] : 1.0f;
         int32_t c = cols[t];
         if (!(r > 0) || c < 0 || c >= n_cols) continue;
+        double extra = conf_extra(pp, r);
+        double wc = rw->colw ? rw->colw[c] : rw->roww;
         idx[k] = c;
-        cm1[k] = conf_m1(pp, r);
+        cm1[k] = (float)(extra + (1.0 - wc));
+        conf[k] = (float)(1.0 + extra);
         sum += cm1[k];
         k++;
     }
-    *reg = pp->reg_exp > 0 ? pp->reg * pow((double)n_cols + sum, pp->reg_exp) : pp->reg;
+    *use_conf = !plain;
+    double W = (rw->colw ? pp->unobs_weight : (double)rw->roww) * n_cols + sum;
+    *reg = pp->reg_exp > 0 ? pp->reg * pow(W > 0 ? W : 0, pp->reg_exp) : pp->reg;
     return k;
 }
 
 /* Solve every row of X against the fixed side Y (gram G) from matrix M
- * (rows of X x columns = rows of Y). Returns the number of rows whose
- * exact solve failed (solved by CG instead). */
-static int64_t solve_side(const ials_params *pp, const rf_csr *M, float *X, const float *Y,
-                          const float *G, int dim, int ld, int nth, int32_t *idx_all,
-                          float *cm1_all, float *work_all, int32_t maxlen) {
+ * (rows of X x columns = rows of Y; unit: all its values are 1, so they
+ * need not be read - the matrix streams from memory every half-step). colw: unobserved weights of the
+ * columns (user step) or NULL; roww: of the rows (item step) or NULL.
+ * Returns the number of rows whose exact solve failed (solved by CG
+ * instead). */
+static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, float *X,
+                          const float *Y, const float *G, const float *colw, const float *roww,
+                          int dim, int ld, int nth, int32_t *idx_all, float *cm1_all,
+                          float *work_all, int32_t maxlen) {
     const size_t wf = rf_als_work_floats(ld);
     int64_t fails = 0;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nth) reduction(+ : fails)
     for (int32_t u = 0; u < M->nrows; u++) {
         size_t t = (size_t)rf_thread_id();
         int32_t *idx = idx_all + t * (size_t)maxlen;
-        float *cm1 = cm1_all + t * (size_t)maxlen;
+        float *cm1 = cm1_all + t * 2 * (size_t)maxlen, *conf = cm1 + maxlen;
         float *work = work_all + t * wf;
         float *x = X + (size_t)u * ld;
         int64_t lo = M->indptr[u];
         double reg;
-        int32_t n = prep_row(pp, (int32_t)(M->indptr[u + 1] - lo), M->indices + lo, M->data + lo,
-                             M->ncols, idx, cm1, &reg);
+        int use_conf;
+        row_weights rw = {colw, roww ? roww[u] : 1.0f};
+        int32_t n = prep_row(pp, (int32_t)(M->indptr[u + 1] - lo), M->indices + lo,
+                             unit ? NULL : M->data + lo, M->ncols, &rw, idx, cm1, conf, &use_conf,
+                             &reg);
         if (n == 0) {
             memset(x, 0, (size_t)ld * sizeof *x);
             continue;
         }
-        rf_als_row pr = {Y, dim, ld, G, reg, n, idx, cm1};
+        rf_als_row pr = {Y, dim, ld, G, reg, n, idx, cm1, use_conf ? conf : NULL, rw.roww};
         if (pp->solver == SOLVER_CG) {
             rf_als_solve_cg(&pr, pp->cg_steps, x, work);
         } else if (rf_als_solve_exact(&pr, x, work) != 0) {
@@ -238,14 +280,41 @@ static int32_t max_row(const rf_csr *M) {
     return (int32_t)(mx > 0 ? mx : 1);
 }
 
-/* Popularity and the Gram matrices of the final factors. */
+/* The unobserved weight of an item with `pop` users:
+ * unobs_weight * pop^unobs_exp / w_norm (pop 0 counts as 1). */
+static double unobs_w(const ials_params *pp, double pop, double w_norm) {
+    if (pp->unobs_exp == 0) return pp->unobs_weight;
+    return pp->unobs_weight * pow(pop > 1 ? pop : 1, pp->unobs_exp) / w_norm;
+}
+
+/* The unobserved weights of the items (from p->pop) into p->w; NULL when
+ * they are all 1 (plain iALS). w_norm = mean of pop^unobs_exp, so the
+ * weights average unobs_weight. */
+static int set_weights(const ials_params *pp, ials_impl *p, int32_t n_items, rf_err *err) {
+    rf_free(p->w);
+    p->w = NULL;
+    p->w_norm = 1;
+    if ((pp->unobs_exp == 0 && pp->unobs_weight == 1) || n_items == 0) return 0;
+    p->w = rf_malloc_array((size_t)n_items, sizeof *p->w);
+    if (!p->w) return rf_err_set(err, RF_ENOMEM, "ials: out of memory");
+    if (pp->unobs_exp != 0) {
+        double sum = 0;
+        for (int32_t i = 0; i < n_items; i++)
+            sum += pow(p->pop[i] > 1 ? p->pop[i] : 1, pp->unobs_exp);
+        p->w_norm = sum / n_items;
+    }
+    for (int32_t i = 0; i < n_items; i++) p->w[i] = (float)unobs_w(pp, p->pop[i], p->w_norm);
+    return 0;
+}
+
+/* The Gram matrices of the final factors, for fold-in. */
 static int finish_impl(const rf_model *m, ials_impl *p, rf_err *err) {
     const size_t ld2 = (size_t)p->ld * (size_t)p->ld;
     if (!p->GU) p->GU = rf_malloc_array(ld2, sizeof *p->GU);
     if (!p->GV) p->GV = rf_malloc_array(ld2, sizeof *p->GV);
     if (!p->GU || !p->GV) return rf_err_set(err, RF_ENOMEM, "ials: out of memory");
-    int rc = rf_als_gram(p->U, m->n_users, p->ld, p->GU, err);
-    if (rc == 0) rc = rf_als_gram(p->V, m->n_items, p->ld, p->GV, err);
+    int rc = rf_als_gram(p->U, m->n_users, p->ld, NULL, p->GU, err);
+    if (rc == 0) rc = rf_als_gram(p->V, m->n_items, p->ld, p->w, p->GV, err);
     return rc;
 }
 
@@ -259,7 +328,7 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     int rc = RF_ENOMEM;
     float *G = rf_malloc_array((size_t)ld * ld, sizeof *G);
     int32_t *idx = rf_malloc_array((size_t)nth * maxlen, sizeof *idx);
-    float *cm1 = rf_malloc_array((size_t)nth * maxlen, sizeof *cm1);
+    float *cm1 = rf_malloc_array((size_t)nth * 2 * maxlen, sizeof *cm1); /* cm1 | conf */
     float *work = rf_malloc_array((size_t)nth * wf, sizeof *work);
     p->dim = dim;
     p->ld = ld;
@@ -272,19 +341,29 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
                    d->n_users, d->n_items, dim);
         goto fail;
     }
+    for (int32_t i = 0; i < d->n_items; i++) {
+        int64_t c = 0;
+        for (int64_t q = d->iu->indptr[i]; q < d->iu->indptr[i + 1]; q++) c += d->iu->data[q] > 0;
+        p->pop[i] = (float)c;
+    }
+    if ((rc = set_weights(pp, p, d->n_items, err))) goto fail;
     const double scale = pp->init / sqrt((double)dim);
     init_factors(p->U, d->n_users, dim, ld, scale, (uint64_t)pp->seed, 0, nth);
     init_factors(p->V, d->n_items, dim, ld, scale, (uint64_t)pp->seed, (uint64_t)1 << 40, nth);
 
+    int unit = 1;
+    for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
     prog = rf_progress_start("ials", pp->iterations);
     int64_t fails = 0;
     for (int it = 0; it < pp->iterations; it++) {
         double t0 = rf_mono();
-        if ((rc = rf_als_gram(p->V, d->n_items, ld, G, err))) goto fail;
-        fails += solve_side(pp, d->ui, p->U, p->V, G, dim, ld, nth, idx, cm1, work, maxlen);
+        if ((rc = rf_als_gram(p->V, d->n_items, ld, p->w, G, err))) goto fail;
+        fails += solve_side(pp, d->ui, unit, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx, cm1,
+                            work, maxlen);
         double t1 = rf_mono();
-        if ((rc = rf_als_gram(p->U, d->n_users, ld, G, err))) goto fail;
-        fails += solve_side(pp, d->iu, p->V, p->U, G, dim, ld, nth, idx, cm1, work, maxlen);
+        if ((rc = rf_als_gram(p->U, d->n_users, ld, NULL, G, err))) goto fail;
+        fails += solve_side(pp, d->iu, unit, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx, cm1,
+                            work, maxlen);
         rf_log(RF_LOG_DEBUG, "ials.iter", "it=%d seconds=%.3f user_step=%.3f item_step=%.3f",
                it + 1, rf_mono() - t0, t1 - t0, rf_mono() - t1);
         rf_progress_set(prog, it + 1);
@@ -295,11 +374,6 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
         rf_log(RF_LOG_WARN, "ials.cholesky",
                "rows=%lld msg=\"matrix not positive definite in float; solved by CG instead\"",
                (long long)fails);
-    for (int32_t i = 0; i < d->n_items; i++) {
-        int64_t c = 0;
-        for (int64_t q = d->iu->indptr[i]; q < d->iu->indptr[i + 1]; q++) c += d->iu->data[q] > 0;
-        p->pop[i] = (float)c;
-    }
     if ((rc = finish_impl(m, p, err))) goto fail;
     rf_log(RF_LOG_INFO, "ials.fit", "users=%d items=%d factors=%d iterations=%d solver=%s simd=%s",
            d->n_users, d->n_items, dim, pp->iterations,
@@ -320,26 +394,27 @@ done:
 /* ---- fold-in --------------------------------------------------------------- */
 
 /* Exact solve of one row against Y (n_rows_y rows, gram G) from entries
- * cols/w; x receives ld floats (zero when no entry is usable). *used
- * receives the number of usable entries. */
+ * cols/w with unobserved weights rw; x receives ld floats (zero when no
+ * entry is usable). *used receives the number of usable entries. */
 static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, int32_t n_rows_y,
-                    const float *G, int32_t n, const int32_t *cols, const float *w, float *x,
-                    int32_t *used, rf_err *err) {
+                    const float *G, const row_weights *rw, int32_t n, const int32_t *cols,
+                    const float *w, float *x, int32_t *used, rf_err *err) {
     const int ld = p->ld;
     size_t wf = rf_als_work_floats(ld);
     size_t nn = (size_t)(n > 0 ? n : 1);
-    /* one block: work | cm1 | idx */
-    float *block = rf_malloc_array(wf + nn + nn, sizeof(float));
+    /* one block: work | cm1 | conf | idx */
+    float *block = rf_malloc_array(wf + 3 * nn, sizeof(float));
     if (!block) return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
-    float *work = block, *cm1 = block + wf;
-    int32_t *idx = (int32_t *)(block + wf + nn);
+    float *work = block, *cm1 = block + wf, *conf = cm1 + nn;
+    int32_t *idx = (int32_t *)(conf + nn);
     double reg;
-    int32_t k = prep_row(pp, n, cols, w, n_rows_y, idx, cm1, &reg);
+    int use_conf;
+    int32_t k = prep_row(pp, n, cols, w, n_rows_y, rw, idx, cm1, conf, &use_conf, &reg);
     *used = k;
     if (k == 0) {
         memset(x, 0, (size_t)ld * sizeof *x);
     } else {
-        rf_als_row pr = {Y, p->dim, ld, G, reg, k, idx, cm1};
+        rf_als_row pr = {Y, p->dim, ld, G, reg, k, idx, cm1, use_conf ? conf : NULL, rw->roww};
         if (rf_als_solve_exact(&pr, x, work) != 0) {
             memset(x, 0, (size_t)ld * sizeof *x);
             rf_als_solve_cg(&pr, p->dim, x, work);
@@ -362,7 +437,8 @@ int rf_ials_fold_in_user(const rf_model *m, const rf_hist *h, float *vec, rf_err
     const ials_impl *p = m->impl;
     float xb[1024 + 8];
     int32_t used;
-    rc = fold_row(m->params, p, p->V, m->n_items, p->GV, h ? h->n : 0, h ? h->items : NULL,
+    row_weights rw = {p->w, 1.0f};
+    rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h ? h->n : 0, h ? h->items : NULL,
                   h ? h->weights : NULL, xb, &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
@@ -375,8 +451,16 @@ int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, con
     const ials_impl *p = m->impl;
     float xb[1024 + 8];
     int32_t used;
-    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, users ? n : 0, users, weights, xb, &used,
-                  err);
+    row_weights rw = {NULL, 1.0f};
+    if (p->w) { /* the new item's own weight, from its count of usable users */
+        const ials_params *pp = m->params;
+        int32_t cnt = 0;
+        for (int32_t t = 0; users && t < n; t++)
+            cnt += users[t] >= 0 && users[t] < m->n_users && (!weights || weights[t] > 0);
+        rw.roww = (float)unobs_w(pp, cnt, p->w_norm);
+    }
+    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, xb,
+                  &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
 }
@@ -425,8 +509,9 @@ static int user_vector(const rf_model *m, int32_t user, const rf_hist *h, float 
     }
     if (h->n == 0) return 0;
     int32_t used;
-    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, h->n, h->items, h->weights, xb, &used,
-                      err);
+    row_weights rw = {p->w, 1.0f};
+    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h->n, h->items, h->weights, xb,
+                      &used, err);
     *have = rc == 0 && used > 0;
     return rc;
 }
@@ -528,7 +613,7 @@ static int ials_load(rf_model *m, rf_reader *r, rf_err *err) {
             rc = rf_err_set(err, RF_EFORMAT, "ials: bad popularity value");
             goto fail;
         }
-    if ((rc = finish_impl(m, p, err))) goto fail;
+    if ((rc = set_weights(pp, p, (int32_t)ni, err)) || (rc = finish_impl(m, p, err))) goto fail;
     return 0;
 fail:
     impl_clear(p);

@@ -3,28 +3,36 @@
  * scoring from a factor vector.
  *
  * DESIGN: each algorithm is written once, as an always-inline body taking
- * its vector primitives (dot, axpy, 4-way axpy) as function-pointer
- * arguments, and instantiated twice: with AVX2+FMA primitives inside
- * functions compiled for that target (GCC/clang target attribute), and
- * with portable C primitives. The compiler inlines the constant pointers,
- * so each instance is straight-line SIMD code with no calls. The AVX2
- * path is taken when the CPU reports AVX2 and FMA (the build targets
- * x86-64-v2, which has neither); results differ from the portable path
- * only by rounding (FMA, summation order). Rows are padded to ld (a
- * multiple of 8) with zeros, so vector loops over ld floats need no tail;
- * prefix dots in the Cholesky factorisation have a scalar tail.
+ * its vector primitives (dot, axpy, 4-way axpy, one CG pass over the
+ * observations) as function-pointer arguments, and instantiated twice:
+ * with AVX2+FMA primitives inside functions compiled for that target
+ * (GCC/clang target attribute), and with portable C primitives. The
+ * compiler inlines the constant pointers, so each instance is
+ * straight-line code with no calls. The AVX2 path is taken when the CPU
+ * reports AVX2 and FMA (the build targets x86-64-v2, which has neither);
+ * results differ from the portable path only by rounding (FMA, summation
+ * order). Rows are padded to ld (a multiple of 8) with zeros, so vector
+ * loops over ld floats need no tail.
  *
- * The exact solve builds the lower triangle of
- * A = G + reg I + sum (c_i - 1) y_i y_i^T four observations at a time
- * (one load/store of each row of A per four rank-one updates), factors it
- * in place (row-oriented Cholesky-Crout: every inner product runs over
- * contiguous row prefixes) and solves the two triangular systems. For
- * dim = 64 that is faster than LAPACKE spotrf/spotrs on the same matrix,
- * which pay call and blocking overhead at this size (measured in
- * docs/models-ials-ease.md). The CG solve follows implicit's
- * least_squares_cg: residual from the warm start, then `steps` CG steps,
- * each one pass over the row's observations (dot, then axpy, per
- * observation), stopping when r.r < 1e-20. */
+ * CG follows implicit's least_squares_cg: residual from the warm start,
+ * then `steps` CG steps, each one pass over the row's observations,
+ * stopping when r.r < 1e-20. A pass is memory-bound (the factor rows of a
+ * row's observations are scattered over a matrix far larger than the
+ * caches), so rows are prefetched RF_ALS_PREFETCH observations ahead, and
+ * for ld <= 64 the AVX2 pass keeps the accumulated vector in registers and
+ * takes two observations at a time (one's horizontal sum overlaps the
+ * other's loads): 2.9 -> 1.9 CPU s per iteration at Protocol C size.
+ *
+ * The exact solve builds the upper triangle of A = s G + reg I +
+ * sum cm1_i y_i y_i^T four observations at a time (one load/store of each
+ * row of A per four rank-one updates), factors it in place (right-looking
+ * Cholesky on the upper triangle, four pivot rows at a time so the
+ * trailing rows take four rank-one updates per pass) and solves the two
+ * triangular systems. At 64 factors this beats ssyrk + LAPACKE spotrf/
+ * spotrs on the same problem (6.4 vs 8.7 us for 10 observations, 15 vs
+ * 17 us for 100); at 128 factors with 1,000 observations OpenBLAS's
+ * blocked kernels win (360 vs 410 us), a case only the exact reference
+ * solver meets (docs/models-ials-ease.md). */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -41,6 +49,7 @@
 #define RF_HAVE_AVX2_PATH 1
 #include <immintrin.h>
 #define RF_AVX2 __attribute__((target("avx2,fma")))
+#define RF_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
 #define RF_HAVE_AVX2_PATH 0
 #endif
@@ -60,31 +69,40 @@ static inline void prefetch_row(const float *row, int ld) {
 
 /* ---- kernel selection ---------------------------------------------------- */
 
-static atomic_int g_simd = -1; /* -1 undecided, 0 portable, 1 avx2 */
+static atomic_int g_simd = -2; /* -2 undecided, else the level in use */
 
-static int detect_simd(void) {
-    const char *e = getenv("RECFUSE_SIMD");
-    if (e && strcmp(e, "portable") == 0) return 0;
+/* The best level the CPU supports, at most `want` (RF_ALS_SIMD_AUTO: no cap). */
+static int detect_simd(int want) {
+    int have = RF_ALS_SIMD_PORTABLE;
 #if RF_HAVE_AVX2_PATH
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        have = RF_ALS_SIMD_AVX2;
+        if (__builtin_cpu_supports("avx512f")) have = RF_ALS_SIMD_AVX512;
+    }
 #endif
+    return want >= 0 && want < have ? want : have;
 }
 
-static int use_avx2(void) {
+static int simd_level(void) {
     int s = atomic_load_explicit(&g_simd, memory_order_relaxed);
     if (s < 0) {
-        s = detect_simd();
+        const char *e = getenv("RECFUSE_SIMD");
+        int want = RF_ALS_SIMD_AUTO;
+        if (e && strcmp(e, "portable") == 0) want = RF_ALS_SIMD_PORTABLE;
+        if (e && strcmp(e, "avx2") == 0) want = RF_ALS_SIMD_AVX2;
+        s = detect_simd(want);
         atomic_store_explicit(&g_simd, s, memory_order_relaxed);
     }
     return s;
 }
 
-const char *rf_als_simd(void) { return use_avx2() ? "avx2" : "portable"; }
+const char *rf_als_simd(void) {
+    int s = simd_level();
+    return s == RF_ALS_SIMD_AVX512 ? "avx512" : s == RF_ALS_SIMD_AVX2 ? "avx2" : "portable";
+}
 
-void rf_als_set_simd(int automatic) { atomic_store(&g_simd, automatic ? detect_simd() : 0); }
+void rf_als_set_simd(int level) { atomic_store(&g_simd, detect_simd(level)); }
 
 size_t rf_als_work_floats(int ld) { return (size_t)ld * (size_t)ld + 4 * (size_t)ld; }
 
@@ -97,9 +115,9 @@ typedef void (*axpy_fn)(float s, const float *x, float *y, int n);
 typedef void (*axpy4_fn)(float s0, const float *x0, float s1, const float *x1, float s2,
                          const float *x2, float s3, const float *x3, float *y, int n);
 /* One pass of CG over a row's observations:
- *   out[0..ld) += sum_t coef_t y_t,  coef_t = (1 + w_t) - w_t (y_t.v)  (mode 0: residual)
- *                                     coef_t = w_t (y_t.v)             (mode 1: A d)
- * with w_t = cm1[t]. */
+ *   out[0..ld) += sum_t coef_t y_t,  coef_t = c_t - w_t (y_t.v)  (mode 0: residual)
+ *                                     coef_t = w_t (y_t.v)        (mode 1: A d)
+ * with w_t = cm1[t] and c_t = conf[t] (1 + cm1[t] without conf). */
 typedef void (*pass_fn)(const rf_als_row *p, const float *v, float *out, int mode);
 
 static inline float dot_c(const float *a, const float *b, int n) {
@@ -130,8 +148,8 @@ static void pass_c(const rf_als_row *p, const float *v, float *out, int mode) {
         if (t + RF_ALS_PREFETCH < p->n)
             prefetch_row(p->Y + (size_t)p->idx[t + RF_ALS_PREFETCH] * ld, ld);
         const float *y = p->Y + (size_t)p->idx[t] * ld;
-        float w = p->cm1[t], d = dot_c(y, v, ld);
-        axpy_c(mode ? w * d : (1.0f + w) - w * d, y, out, ld);
+        float w = p->cm1[t], d = dot_c(y, v, ld), c = p->conf ? p->conf[t] : 1.0f + w;
+        axpy_c(mode ? w * d : c - w * d, y, out, ld);
     }
 }
 
@@ -189,7 +207,7 @@ RF_AVX2 RF_ALWAYS_INLINE void pass_fixed_v(const rf_als_row *p, const float *v, 
     const int ld = 8 * NV;
     const float *Y = p->Y;
     const int32_t *idx = p->idx;
-    const float *cm1 = p->cm1;
+    const float *cm1 = p->cm1, *conf = p->conf;
     const int32_t n = p->n;
     __m256 acc[NV];
 #pragma GCC unroll 16
@@ -216,8 +234,9 @@ RF_AVX2 RF_ALWAYS_INLINE void pass_fixed_v(const rf_als_row *p, const float *v, 
         }
         float d0 = hsum_v(_mm256_add_ps(s0, s1)), d1 = hsum_v(_mm256_add_ps(q0, q1));
         float w0 = cm1[t], w1 = cm1[t + 1];
-        __m256 c0 = _mm256_set1_ps(mode ? w0 * d0 : (1.0f + w0) - w0 * d0);
-        __m256 c1 = _mm256_set1_ps(mode ? w1 * d1 : (1.0f + w1) - w1 * d1);
+        float b0 = conf ? conf[t] : 1.0f + w0, b1 = conf ? conf[t + 1] : 1.0f + w1;
+        __m256 c0 = _mm256_set1_ps(mode ? w0 * d0 : b0 - w0 * d0);
+        __m256 c1 = _mm256_set1_ps(mode ? w1 * d1 : b1 - w1 * d1);
 #pragma GCC unroll 16
         for (int k = 0; k < NV; k++) {
             acc[k] = _mm256_fmadd_ps(c0, _mm256_loadu_ps(y0 + 8 * k), acc[k]);
@@ -234,8 +253,8 @@ RF_AVX2 RF_ALWAYS_INLINE void pass_fixed_v(const rf_als_row *p, const float *v, 
             else
                 s0 = _mm256_fmadd_ps(_mm256_loadu_ps(y + 8 * k), _mm256_loadu_ps(v + 8 * k), s0);
         }
-        float d = hsum_v(_mm256_add_ps(s0, s1)), w = cm1[t];
-        __m256 c = _mm256_set1_ps(mode ? w * d : (1.0f + w) - w * d);
+        float d = hsum_v(_mm256_add_ps(s0, s1)), w = cm1[t], b = conf ? conf[t] : 1.0f + w;
+        __m256 c = _mm256_set1_ps(mode ? w * d : b - w * d);
 #pragma GCC unroll 16
         for (int k = 0; k < NV; k++) acc[k] = _mm256_fmadd_ps(c, _mm256_loadu_ps(y + 8 * k), acc[k]);
     }
@@ -260,8 +279,91 @@ RF_AVX2 static void pass_v(const rf_als_row *p, const float *v, float *out, int 
         if (t + RF_ALS_PREFETCH < p->n)
             prefetch_row(p->Y + (size_t)p->idx[t + RF_ALS_PREFETCH] * ld, ld);
         const float *y = p->Y + (size_t)p->idx[t] * ld;
-        float w = p->cm1[t], d = dot_v(y, v, ld);
-        axpy_v(mode ? w * d : (1.0f + w) - w * d, y, out, ld);
+        float w = p->cm1[t], d = dot_v(y, v, ld), c = p->conf ? p->conf[t] : 1.0f + w;
+        axpy_v(mode ? w * d : c - w * d, y, out, ld);
+    }
+}
+#endif
+
+#if RF_HAVE_AVX2_PATH
+/* pass_fn with AVX-512 for rows of exactly 16 * NV floats: the
+ * accumulated vector and v both stay in registers (32 of them), two
+ * observations at a time. */
+RF_AVX512 RF_ALWAYS_INLINE void pass_fixed_w(const rf_als_row *p, const float *v, float *out,
+                                             int mode, const int NV) {
+    const int ld = 16 * NV;
+    const float *Y = p->Y;
+    const int32_t *idx = p->idx;
+    const float *cm1 = p->cm1, *conf = p->conf;
+    const int32_t n = p->n;
+    __m512 acc[NV], vv[NV];
+#pragma GCC unroll 16
+    for (int k = 0; k < NV; k++) {
+        acc[k] = _mm512_loadu_ps(out + 16 * k);
+        vv[k] = _mm512_loadu_ps(v + 16 * k);
+    }
+    int32_t t = 0;
+    for (; t + 2 <= n; t += 2) {
+        if (t + RF_ALS_PREFETCH + 1 < n) {
+            prefetch_row(Y + (size_t)idx[t + RF_ALS_PREFETCH] * ld, ld);
+            prefetch_row(Y + (size_t)idx[t + RF_ALS_PREFETCH + 1] * ld, ld);
+        }
+        const float *y0 = Y + (size_t)idx[t] * ld, *y1 = Y + (size_t)idx[t + 1] * ld;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        __m512 q0 = _mm512_setzero_ps(), q1 = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int k = 0; k < NV; k++) {
+            if (k & 1) {
+                s1 = _mm512_fmadd_ps(_mm512_loadu_ps(y0 + 16 * k), vv[k], s1);
+                q1 = _mm512_fmadd_ps(_mm512_loadu_ps(y1 + 16 * k), vv[k], q1);
+            } else {
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(y0 + 16 * k), vv[k], s0);
+                q0 = _mm512_fmadd_ps(_mm512_loadu_ps(y1 + 16 * k), vv[k], q0);
+            }
+        }
+        float d0 = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        float d1 = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1));
+        float w0 = cm1[t], w1 = cm1[t + 1];
+        float b0 = conf ? conf[t] : 1.0f + w0, b1 = conf ? conf[t + 1] : 1.0f + w1;
+        __m512 c0 = _mm512_set1_ps(mode ? w0 * d0 : b0 - w0 * d0);
+        __m512 c1 = _mm512_set1_ps(mode ? w1 * d1 : b1 - w1 * d1);
+#pragma GCC unroll 16
+        for (int k = 0; k < NV; k++) {
+            acc[k] = _mm512_fmadd_ps(c0, _mm512_loadu_ps(y0 + 16 * k), acc[k]);
+            acc[k] = _mm512_fmadd_ps(c1, _mm512_loadu_ps(y1 + 16 * k), acc[k]);
+        }
+    }
+    for (; t < n; t++) {
+        const float *y = Y + (size_t)idx[t] * ld;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int k = 0; k < NV; k++) {
+            if (k & 1)
+                s1 = _mm512_fmadd_ps(_mm512_loadu_ps(y + 16 * k), vv[k], s1);
+            else
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(y + 16 * k), vv[k], s0);
+        }
+        float d = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)), w = cm1[t];
+        float b = conf ? conf[t] : 1.0f + w;
+        __m512 c = _mm512_set1_ps(mode ? w * d : b - w * d);
+#pragma GCC unroll 16
+        for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(c, _mm512_loadu_ps(y + 16 * k), acc[k]);
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);
+}
+
+RF_AVX512 static void pass_w(const rf_als_row *p, const float *v, float *out, int mode) {
+    switch (p->ld) {
+    case 16: pass_fixed_w(p, v, out, mode, 1); return;
+    case 32: pass_fixed_w(p, v, out, mode, 2); return;
+    case 48: pass_fixed_w(p, v, out, mode, 3); return;
+    case 64: pass_fixed_w(p, v, out, mode, 4); return;
+    case 80: pass_fixed_w(p, v, out, mode, 5); return;
+    case 96: pass_fixed_w(p, v, out, mode, 6); return;
+    case 112: pass_fixed_w(p, v, out, mode, 7); return;
+    case 128: pass_fixed_w(p, v, out, mode, 8); return;
+    default: pass_v(p, v, out, mode); return;
     }
 }
 #endif
@@ -282,19 +384,19 @@ RF_ALWAYS_INLINE void symv_body(const float *G, const float *x, float *out, int 
 RF_ALWAYS_INLINE void cg_body(const rf_als_row *p, int steps, float *x, float *work, dot_fn dot,
                               axpy_fn axpy, axpy4_fn axpy4, pass_fn pass) {
     const int ld = p->ld, dim = p->dim;
-    const float reg = (float)p->reg;
+    const float reg = (float)p->reg, gs = p->gram_scale;
     float *r = work, *d = work + ld, *Ad = work + 2 * ld;
-    int any_w = 0; /* all c_i = 1: the A d passes add nothing */
+    int any_w = 0; /* all cm1 = 0: the A d passes add nothing */
     for (int32_t t = 0; t < p->n && !any_w; t++) any_w = p->cm1[t] != 0.0f;
-    /* r = b - A x = sum c_i y_i - (G + reg) x - sum (c_i - 1)(y_i.x) y_i */
+    /* r = b - A x = sum c_i y_i - (s G + reg) x - sum cm1_i (y_i.x) y_i */
     symv_body(p->gram, x, r, dim, ld, axpy4, axpy);
-    for (int k = 0; k < ld; k++) r[k] = -r[k] - reg * x[k];
+    for (int k = 0; k < ld; k++) r[k] = -gs * r[k] - reg * x[k];
     pass(p, x, r, 0);
     memcpy(d, r, (size_t)ld * sizeof *d);
     float rs = dot(r, r, ld);
     for (int s = 0; s < steps && rs >= 1e-20f; s++) {
         symv_body(p->gram, d, Ad, dim, ld, axpy4, axpy);
-        axpy(reg, d, Ad, ld);
+        for (int k = 0; k < ld; k++) Ad[k] = gs * Ad[k] + reg * d[k];
         if (any_w) pass(p, d, Ad, 1);
         float dAd = dot(d, Ad, ld);
         if (!(dAd > 0)) break;
@@ -314,15 +416,17 @@ RF_ALWAYS_INLINE int exact_body(const rf_als_row *p, float *x, float *work, dot_
     const int ld = p->ld, n = p->dim;
     const float *Y = p->Y;
     float *A = work, *b = work + (size_t)ld * ld;
-    /* Upper triangle of A = G + reg I (rows of ld floats, columns >= dim
+    /* Upper triangle of A = s G + reg I (rows of ld floats, columns >= dim
      * zero); b = 0. Row r is touched from column r & ~7 on, so every
      * vector operation starts on a multiple of 8 and runs to ld; the few
      * entries left of the diagonal that this touches are never read. */
+    const float gs = p->gram_scale;
     for (int r = 0; r < n; r++) {
         int c0 = r & ~7;
-        memcpy(A + (size_t)r * ld + c0, p->gram + (size_t)r * ld + c0,
-               (size_t)(ld - c0) * sizeof *A);
-        A[(size_t)r * ld + r] += (float)p->reg;
+        const float *g = p->gram + (size_t)r * ld;
+        float *a = A + (size_t)r * ld;
+        for (int k = c0; k < ld; k++) a[k] = gs * g[k];
+        a[r] += (float)p->reg;
     }
     memset(b, 0, (size_t)ld * sizeof *b);
     int32_t t = 0;
@@ -332,12 +436,14 @@ RF_ALWAYS_INLINE int exact_body(const rf_als_row *p, float *x, float *work, dot_
         const float *y0 = Y + (size_t)p->idx[t] * ld, *y1 = Y + (size_t)p->idx[t + 1] * ld,
                     *y2 = Y + (size_t)p->idx[t + 2] * ld, *y3 = Y + (size_t)p->idx[t + 3] * ld;
         float w0 = p->cm1[t], w1 = p->cm1[t + 1], w2 = p->cm1[t + 2], w3 = p->cm1[t + 3];
+        float b0 = p->conf ? p->conf[t] : 1 + w0, b1 = p->conf ? p->conf[t + 1] : 1 + w1;
+        float b2 = p->conf ? p->conf[t + 2] : 1 + w2, b3 = p->conf ? p->conf[t + 3] : 1 + w3;
         for (int r = 0; r < n; r++) {
             int c0 = r & ~7;
             axpy4(w0 * y0[r], y0 + c0, w1 * y1[r], y1 + c0, w2 * y2[r], y2 + c0, w3 * y3[r],
                   y3 + c0, A + (size_t)r * ld + c0, ld - c0);
         }
-        axpy4(1 + w0, y0, 1 + w1, y1, 1 + w2, y2, 1 + w3, y3, b, ld);
+        axpy4(b0, y0, b1, y1, b2, y2, b3, y3, b, ld);
     }
     for (; t < p->n; t++) {
         const float *y = Y + (size_t)p->idx[t] * ld;
@@ -346,7 +452,7 @@ RF_ALWAYS_INLINE int exact_body(const rf_als_row *p, float *x, float *work, dot_
             int c0 = r & ~7;
             axpy(w * y[r], y + c0, A + (size_t)r * ld + c0, ld - c0);
         }
-        axpy(1 + w, y, b, ld);
+        axpy(p->conf ? p->conf[t] : 1 + w, y, b, ld);
     }
     /* A = U^T U, right-looking, in place on the upper triangle, four
      * pivot rows at a time: the four rows are factored among themselves
@@ -420,6 +526,9 @@ RF_AVX2 static void cg_avx2(const rf_als_row *p, int steps, float *x, float *wor
 RF_AVX2 static int exact_avx2(const rf_als_row *p, float *x, float *work) {
     return exact_body(p, x, work, dot_v, axpy_v, axpy4_v);
 }
+RF_AVX512 static void cg_avx512(const rf_als_row *p, int steps, float *x, float *work) {
+    cg_body(p, steps, x, work, dot_v, axpy_v, axpy4_v, pass_w);
+}
 RF_AVX2 static void scores_avx2(const float *V, int32_t n, int ld, const float *vec, float *out) {
     for (int32_t i = 0; i < n; i++) out[i] = dot_v(V + (size_t)i * ld, vec, ld);
 }
@@ -427,14 +536,19 @@ RF_AVX2 static void scores_avx2(const float *V, int32_t n, int ld, const float *
 
 int rf_als_solve_exact(const rf_als_row *p, float *x, float *work) {
 #if RF_HAVE_AVX2_PATH
-    if (use_avx2()) return exact_avx2(p, x, work);
+    if (simd_level() >= RF_ALS_SIMD_AVX2) return exact_avx2(p, x, work);
 #endif
     return exact_portable(p, x, work);
 }
 
 void rf_als_solve_cg(const rf_als_row *p, int steps, float *x, float *work) {
 #if RF_HAVE_AVX2_PATH
-    if (use_avx2()) {
+    int level = simd_level();
+    if (level >= RF_ALS_SIMD_AVX512) {
+        cg_avx512(p, steps, x, work);
+        return;
+    }
+    if (level >= RF_ALS_SIMD_AVX2) {
         cg_avx2(p, steps, x, work);
         return;
     }
@@ -467,7 +581,7 @@ void rf_factors_score_all(const rf_factors *f, const float *vec, float *out) {
         v = t;
     }
 #if RF_HAVE_AVX2_PATH
-    if (use_avx2())
+    if (simd_level() >= RF_ALS_SIMD_AVX2)
         scores_avx2(f->items, f->n_items, f->ld, v, out);
     else
 #endif
@@ -477,7 +591,7 @@ void rf_factors_score_all(const rf_factors *f, const float *vec, float *out) {
 
 /* ---- Gram matrix ------------------------------------------------------------------ */
 
-int rf_als_gram(const float *Y, int32_t rows, int ld, float *gram, rf_err *err) {
+int rf_als_gram(const float *Y, int32_t rows, int ld, const float *w, float *gram, rf_err *err) {
     const size_t ld2 = (size_t)ld * (size_t)ld;
     /* Fixed chunks (independent of the thread count); at most ~64 MB of
      * partial sums. */
@@ -490,20 +604,33 @@ int rf_als_gram(const float *Y, int32_t rows, int ld, float *gram, rf_err *err) 
         memset(gram, 0, ld2 * sizeof *gram);
         return 0;
     }
+    const int nth = rf_threads();
     float *part = rf_malloc_array((size_t)nc * ld2, sizeof *part);
     double *acc = rf_calloc(ld2, sizeof *acc);
-    if (!part || !acc) {
+    /* weighted: each thread scales its chunk's rows by sqrt(w) first */
+    float *scaled = w ? rf_malloc_array((size_t)nth * (size_t)chunk * ld, sizeof *scaled) : NULL;
+    if (!part || !acc || (w && !scaled)) {
         rf_free(part);
         rf_free(acc);
+        rf_free(scaled);
         return rf_err_set(err, RF_ENOMEM, "gram: out of memory (%d x %d)", ld, ld);
     }
     int saved = openblas_get_num_threads();
     if (saved != 1) openblas_set_num_threads(1);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(rf_threads())
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t c = 0; c < nc; c++) {
         int64_t lo = c * chunk, hi = lo + chunk < rows ? lo + chunk : rows;
-        cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, ld, (int)(hi - lo), 1.0f,
-                    Y + (size_t)lo * ld, ld, 0.0f, part + (size_t)c * ld2, ld);
+        const float *src = Y + (size_t)lo * ld;
+        if (w) {
+            float *dst = scaled + (size_t)rf_thread_id() * (size_t)chunk * ld;
+            for (int64_t i = lo; i < hi; i++) {
+                float s = sqrtf(w[i] > 0 ? w[i] : 0);
+                for (int k = 0; k < ld; k++) dst[(size_t)(i - lo) * ld + k] = s * Y[(size_t)i * ld + k];
+            }
+            src = dst;
+        }
+        cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, ld, (int)(hi - lo), 1.0f, src, ld, 0.0f,
+                    part + (size_t)c * ld2, ld);
     }
     if (saved != 1) openblas_set_num_threads(saved);
     for (int64_t c = 0; c < nc; c++) {
@@ -516,5 +643,6 @@ int rf_als_gram(const float *Y, int32_t rows, int ld, float *gram, rf_err *err) 
             gram[(size_t)r * ld + k] = gram[(size_t)k * ld + r] = (float)acc[(size_t)r * ld + k];
     rf_free(part);
     rf_free(acc);
+    rf_free(scaled);
     return 0;
 }

@@ -7,8 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
-#include <time.h>
 
 #include "recfuse/error.h"
 #include "recfuse/mem.h"
@@ -42,13 +40,18 @@ static inline double bm25_lnorm(const rf_sim *s, double len) {
 }
 
 /* a(i, c): weight of a row entry with value x, in a row whose values sum
- * to `len` (lnorm precomputed for bm25), column c. */
+ * to `len` (lnorm precomputed for bm25), column c. The weighted kinds give
+ * entries with x <= 0 (negative event-type weights) weight 0. */
 static inline float a_weight(const rf_sim *s, float x, double len, double lnorm, int32_t c) {
     switch (s->o.kind) {
     case RF_SIM_BM25:
-        return (float)((double)x * (s->o.k1 + 1.0) / (s->o.k1 * lnorm + (double)x) * s->colw[c]);
+    {
+        double den = s->o.k1 * lnorm + (double)x;
+        if (!(x > 0) || !(den > 0)) return 0.0f;
+        return (float)((double)x * (s->o.k1 + 1.0) / den * s->colw[c]);
+    }
     case RF_SIM_TFIDF:
-        return (float)(sqrt((double)x) * s->colw[c]);
+        return x > 0 ? (float)(sqrt((double)x) * s->colw[c]) : 0.0f;
     case RF_SIM_RP3B:
         return len > 0 && x > 0 ? (float)pow((double)x / len, s->o.p3_alpha) : 0.0f;
     default:
@@ -262,19 +265,26 @@ static int sim_row(const rf_sim *s, const nview *v, const int32_t *cols, const f
     rf_topk tk;
     rf_topk_init(&tk, out, kk);
     if (pairs * 4 >= nr) {
-        for (int64_t t = 0; t < n; t++) {
-            int32_t c = cols[t];
-            if (brow && bi16) { /* constant b, 16-bit ids: half the bytes to stream */
-                float w = a[t] * brow[c];
-                for (int64_t q = bp[c]; q < bp[c + 1]; q++) acc[bi16[q]] += w;
-            } else if (brow) { /* constant b: add one value, load no data */
-                float w = a[t] * brow[c];
-                for (int64_t q = bp[c]; q < bp[c + 1]; q++) acc[bi[q]] += w;
-            } else {
-                float w = a[t];
-                for (int64_t q = bp[c]; q < bp[c + 1]; q++) acc[bi[q]] += w * bv[q];
-            }
+        /* branch-free accumulation; ID(q) is the label of entry q */
+#define RF_ACCUM(ID)                                                               \
+    for (int64_t t = 0; t < n; t++) {                                              \
+        int32_t c = cols[t];                                                       \
+        if (brow) { /* constant b: add one value, load no data */                  \
+            float w = a[t] * brow[c];                                              \
+            for (int64_t q = bp[c]; q < bp[c + 1]; q++) acc[ID(q)] += w;           \
+        } else {                                                                   \
+            float w = a[t];                                                        \
+            for (int64_t q = bp[c]; q < bp[c + 1]; q++) acc[ID(q)] += w * bv[q];   \
+        }                                                                          \
+    }
+#define RF_ID16(q) bi16[q]
+#define RF_ID32(q) bi[q]
+        if (bi16) { /* 16-bit labels: half the bytes to stream */
+            RF_ACCUM(RF_ID16)
+        } else {
+            RF_ACCUM(RF_ID32)
         }
+#undef RF_ACCUM
         if (excl >= 0) acc[excl] = 0;
         /* Once the heap is full, skip the division for rows that cannot
          * beat its worst entry: x <= thr * den with thr a hair below that
@@ -298,7 +308,7 @@ static int sim_row(const rf_sim *s, const nview *v, const int32_t *cols, const f
             int32_t c = cols[t];
             float w = brow ? a[t] * brow[c] : a[t];
             for (int64_t q = bp[c]; q < bp[c + 1]; q++) {
-                int32_t j = bi[q];
+                int32_t j = bi16 ? RF_ID16(q) : RF_ID32(q);
                 if (stamp[j] != token) {
                     stamp[j] = token;
                     touched[nt++] = j;
@@ -320,6 +330,8 @@ static int sim_row(const rf_sim *s, const nview *v, const int32_t *cols, const f
             if (sim > 0) rf_topk_push(&tk, orig ? orig[j] : j, sim);
         }
     }
+#undef RF_ID16
+#undef RF_ID32
     int cnt = tk.n;
     qsort(out, (size_t)cnt, sizeof *out, cmp_id);
     /* Post-processing, in id order. */
@@ -352,36 +364,59 @@ static void view_identity(const rf_sim *s, nview *v) {
     v->orig = NULL;
 }
 
+/* Scratch of a relabelled view, owned by rf_sim_all. */
+typedef struct relabel {
+    int32_t *ind;   /* labels of xt's entries, 32 bits ... */
+    uint16_t *ind16; /* ... or 16 bits when there are at most 65536 rows */
+    float *bv;
+    double *r;
+    int32_t *orig, *label; /* label -> original id, original id -> label */
+} relabel;
+
+static void relabel_free(relabel *L) {
+    rf_free(L->ind);
+    rf_free(L->ind16);
+    rf_free(L->bv);
+    rf_free(L->r);
+    rf_free(L->orig);
+    rf_free(L->label);
+    memset(L, 0, sizeof *L);
+}
+
 /* The neighbour side relabelled by descending row length of x (ties by
  * id), so the accumulator entries touched most - the popular rows - sit
- * together at the front and stay in the nearest cache. Built by a
- * counting transpose of x, so each row of the relabelled xt is ascending.
- * Possible when b(c, j) = a(j, c) for every entry (every kind but rp3b)
- * or b is constant per row; else returns 1 and the identity is used.
- * Owns *lab_ind, *lab_bv, *lab_r, *orig, *label (rf_free each). */
-static int view_relabel(const rf_sim *s, nview *v, int32_t **lab_ind, float **lab_bv,
-                        double **lab_r, int32_t **orig, int32_t **label) {
+ * together at the front and stay in the nearest cache; with at most 65536
+ * rows the labels are 16 bits, halving the bytes streamed by the inner
+ * loop (measured: about 15% and 9% less CPU time on the Protocol C
+ * workload). Built by a counting transpose of x, so each row of the
+ * relabelled xt is ascending. Possible when b(c, j) = a(j, c) for every
+ * entry (every kind but rp3b) or b is constant per row; else returns 1 and
+ * leaves v alone. 0 on success, RF_ENOMEM. */
+static int view_relabel(const rf_sim *s, nview *v, relabel *L) {
     const rf_csr *x = s->x, *xt = s->xt;
     const int32_t nr = x->nrows, nc = x->ncols;
-    *lab_ind = NULL;
-    *lab_bv = NULL;
-    *lab_r = NULL;
-    *orig = NULL;
-    *label = NULL;
+    memset(L, 0, sizeof *L);
     if (s->bv && s->o.kind == RF_SIM_RP3B) return 1;
+    const int narrow = nr <= 65536;
+    const size_t nnz = (size_t)(xt->nnz ? xt->nnz : 1);
     int64_t maxlen = 0;
     for (int32_t i = 0; i < nr; i++)
         if (rf_csr_row_len(x, i) > maxlen) maxlen = rf_csr_row_len(x, i);
     int64_t *fill = rf_malloc_array((size_t)nc + 1, sizeof *fill);
     int64_t *cnt = rf_calloc((size_t)maxlen + 2, sizeof *cnt);
-    *orig = rf_malloc_array((size_t)nr + 1, sizeof **orig);
-    *label = rf_malloc_array((size_t)nr + 1, sizeof **label);
-    *lab_r = rf_malloc_array((size_t)nr + 1, sizeof **lab_r);
-    *lab_ind = rf_malloc_array((size_t)(xt->nnz ? xt->nnz : 1), sizeof **lab_ind);
-    if (s->bv) *lab_bv = rf_malloc_array((size_t)(xt->nnz ? xt->nnz : 1), sizeof **lab_bv);
-    if (!fill || !cnt || !*orig || !*label || !*lab_r || !*lab_ind || (s->bv && !*lab_bv)) {
+    L->orig = rf_malloc_array((size_t)nr + 1, sizeof *L->orig);
+    L->label = rf_malloc_array((size_t)nr + 1, sizeof *L->label);
+    L->r = rf_malloc_array((size_t)nr + 1, sizeof *L->r);
+    if (narrow)
+        L->ind16 = rf_malloc_array(nnz, sizeof *L->ind16);
+    else
+        L->ind = rf_malloc_array(nnz, sizeof *L->ind);
+    if (s->bv) L->bv = rf_malloc_array(nnz, sizeof *L->bv);
+    if (!fill || !cnt || !L->orig || !L->label || !L->r || !(L->ind || L->ind16) ||
+        (s->bv && !L->bv)) {
         rf_free(fill);
         rf_free(cnt);
+        relabel_free(L);
         return RF_ENOMEM;
     }
     /* Stable counting sort of the rows by descending length. */
@@ -389,28 +424,31 @@ static int view_relabel(const rf_sim *s, nview *v, int32_t **lab_ind, float **la
     for (int64_t t = 0; t <= maxlen; t++) cnt[t + 1] += cnt[t];
     for (int32_t i = 0; i < nr; i++) {
         int32_t lb = (int32_t)cnt[maxlen - rf_csr_row_len(x, i)]++;
-        (*orig)[lb] = i;
-        (*label)[i] = lb;
+        L->orig[lb] = i;
+        L->label[i] = lb;
     }
     rf_free(cnt);
     for (int32_t c = 0; c < nc; c++) fill[c] = xt->indptr[c];
     for (int32_t lb = 0; lb < nr; lb++) {
-        int32_t i = (*orig)[lb];
-        (*lab_r)[lb] = s->r[i];
+        int32_t i = L->orig[lb];
+        L->r[lb] = s->r[i];
         for (int64_t p = x->indptr[i]; p < x->indptr[i + 1]; p++) {
             int64_t pos = fill[x->indices[p]]++;
-            (*lab_ind)[pos] = lb;
-            if (*lab_bv) (*lab_bv)[pos] = s->a[p]; /* b(c, i) = a(i, c) */
+            if (narrow)
+                L->ind16[pos] = (uint16_t)lb;
+            else
+                L->ind[pos] = lb;
+            if (L->bv) L->bv[pos] = s->a[p]; /* b(c, i) = a(i, c) */
         }
     }
     rf_free(fill);
     v->bp = xt->indptr;
-    v->bi = *lab_ind;
-    v->bi16 = NULL;
-    v->bv = *lab_bv;
+    v->bi = L->ind;
+    v->bi16 = L->ind16;
+    v->bv = L->bv;
     v->brow = s->brow;
-    v->r = *lab_r;
-    v->orig = *orig;
+    v->r = L->r;
+    v->orig = L->orig;
     return 0;
 }
 
@@ -438,23 +476,11 @@ int rf_sim_all(const rf_sim *s, const char *label, rf_csr **out, rf_err *err) {
     int64_t cap = 0;
     rf_progress *prog = NULL;
     nview v;
-    int32_t *lab_ind = NULL, *orig = NULL, *lab_of = NULL;
-    float *lab_bv = NULL;
-    double *lab_r = NULL;
-    uint16_t *b16 = NULL;
+    relabel L = {0};
     if (!acc || !stamp || !touched || !blk || !blk_n || !nbr) goto fail;
-    static int callno = 0;
-    int use_rl = getenv("RELABEL_ALT") ? (callno++ % 2) : 1;
-    struct timespec T0; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &T0);
-    int vr = use_rl ? view_relabel(s, &v, &lab_ind, &lab_bv, &lab_r, &orig, &lab_of) : 1;
+    int vr = view_relabel(s, &v, &L);
     if (vr < 0) goto fail;
     if (vr > 0) view_identity(s, &v);
-    if (getenv("B16") && n <= 65536 && s->brow) {
-        b16 = rf_malloc_array((size_t)(s->xt->nnz ? s->xt->nnz : 1), sizeof *b16);
-        if (!b16) goto fail;
-        for (int64_t q = 0; q < s->xt->nnz; q++) b16[q] = (uint16_t)v.bi[q];
-        v.bi16 = b16;
-    }
     nbr->nrows = nbr->ncols = n;
     nbr->indptr = rf_calloc((size_t)n + 1, sizeof *nbr->indptr);
     if (!nbr->indptr) goto fail;
@@ -468,7 +494,7 @@ int rf_sim_all(const rf_sim *s, const char *label, rf_csr **out, rf_err *err) {
             size_t t = (size_t)rf_thread_id() * sn;
             int64_t lo = x->indptr[i];
             blk_n[i - b0] = sim_row(s, &v, x->indices + lo, s->a + lo, x->indptr[i + 1] - lo,
-                                    s->l[i], lab_of ? lab_of[i] : i, i, acc + t, stamp + t,
+                                    s->l[i], L.label ? L.label[i] : i, i, acc + t, stamp + t,
                                     touched + t, blk + (size_t)(i - b0) * (size_t)kk);
         }
         int64_t add = 0;
@@ -496,7 +522,6 @@ int rf_sim_all(const rf_sim *s, const char *label, rf_csr **out, rf_err *err) {
     }
     rf_progress_finish(prog);
     prog = NULL;
-    { struct timespec T1; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &T1); fprintf(stderr, "relabel=%d cpu %.2f\n", use_rl, (T1.tv_sec - T0.tv_sec) + 1e-9*(T1.tv_nsec - T0.tv_nsec)); }
     /* Shrink to size; keep arrays non-NULL for save/clone. */
     {
         size_t m = (size_t)(nbr->nnz ? nbr->nnz : 1);
@@ -515,12 +540,7 @@ fail:
     rf_err_set(err, RF_ENOMEM, "similarity: out of memory");
 done:
     rf_csr_free(nbr);
-    rf_free(lab_ind);
-    rf_free(lab_bv);
-    rf_free(lab_r);
-    rf_free(orig);
-    rf_free(lab_of);
-    rf_free(b16);
+    relabel_free(&L);
     rf_free(acc);
     rf_free(stamp);
     rf_free(touched);

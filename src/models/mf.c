@@ -51,6 +51,8 @@ static const rf_param_def mf_defs[] = {
      "L2 regularisation of the factors (per rating)"},
     {"reg_bias", RF_P_DOUBLE, offsetof(rf_rating_params, reg_bias), 0.01, 0, 10, NULL,
      "L2 regularisation of the user and item biases (per rating)"},
+    {"implicit", RF_P_DOUBLE, offsetof(rf_rating_params, implicit), 0.5, 0, 100, NULL,
+     "weight of the co-trained BPR loss on which items each user rated (0: plain biased MF)"},
     {"init_std", RF_P_DOUBLE, offsetof(rf_rating_params, init_std), 0.1, 0, 10, NULL,
      "standard deviation of the initial factors"},
     {"seed", RF_P_INT, offsetof(rf_rating_params, seed), 42, 0, 2147483647, NULL,
@@ -81,7 +83,7 @@ static int mf_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     for (int32_t u = 0; u < ui->nrows; u++)
         for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++)
             t[q] = (rating){u, ui->indices[q], ui->data[q]};
-    const float reg = (float)pp->reg, reg_b = (float)pp->reg_bias;
+    const float reg = (float)pp->reg, reg_b = (float)pp->reg_bias, w_imp = (float)pp->implicit;
     rf_progress *prog = rf_progress_start("mf", pp->epochs);
     double lr = pp->lr;
     for (int e = 0; e < pp->epochs; e++) {
@@ -100,6 +102,14 @@ static int mf_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
                                   p->P + (int64_t)t[k].u * f, p->Q + (int64_t)t[k].i * f, f,
                                   t[k].r, lrf, reg, reg_b);
             sse += (double)ee * ee;
+            if (w_imp > 0) {
+                int32_t u = t[k].u;
+                int32_t j = rf_draw_unrated(&g, ui->indices + ui->indptr[u],
+                                            ui->indptr[u + 1] - ui->indptr[u], m->n_items);
+                if (j >= 0)
+                    rf_implicit_step(p->P + (int64_t)u * f, p->Q + (int64_t)t[k].i * f,
+                                     p->Q + (int64_t)j * f, f, w_imp, lrf);
+            }
         }
         p->train_rmse = sqrt(sse / (double)ui->nnz);
         rf_log(RF_LOG_DEBUG, "mf.epoch", "epoch=%d lr=%.6g train_rmse=%.5f", e + 1, lr,

@@ -37,6 +37,8 @@ extern const rf_model_ops rf_model_svdpp_ops;
 extern const rf_model_ops rf_model_bpr_ops;
 extern const rf_model_ops rf_model_rules_ops;
 extern const rf_model_ops rf_model_content_ops;
+extern const rf_model_ops rf_model_fm_ops;
+extern const rf_model_ops rf_model_coldstart_ops;
 
 static const rf_model_ops *const g_models[] = {
     &rf_model_pop_ops,
@@ -50,10 +52,12 @@ static const rf_model_ops *const g_models[] = {
     &rf_model_bpr_ops,
     &rf_model_rules_ops,
     &rf_model_content_ops,
+    &rf_model_fm_ops,
+    &rf_model_coldstart_ops,
     NULL,
 };
 
-static const char *const g_names[] = {"pop", "trending", "itemknn", "ials", "ease", "userknn", "mf", "svdpp", "bpr", "rules", "content", NULL};
+static const char *const g_names[] = {"pop", "trending", "itemknn", "ials", "ease", "userknn", "mf", "svdpp", "bpr", "rules", "content", "fm", "coldstart", NULL};
 
 const rf_model_ops *rf_model_find(const char *name) {
     if (!name) return NULL;

@@ -4,13 +4,17 @@
  *
  * Fit: baskets come from the dataset's event log (rf_dataset.events):
  * each user's events of the basket types, cut into sessions at gaps longer
- * than session_gap minutes (rules.h). basket_events=auto takes purchases
- * when the log has any, else every event type with a nonzero weight.
- * Without an event log the baskets come from the interaction matrix
- * (each pair at its last event time). Frequent itemsets of up to max_len
- * items with count >= max(min_count, ceil(min_support * N)) give rules
- * A -> c with confidence >= min_confidence and lift >= min_lift; each
- * antecedent keeps its max_rules strongest rules (by confidence * lift).
+ * than session_gap minutes and after max_basket events (rules.h).
+ * basket_events=auto takes purchases when the log has any, else every
+ * event type with a nonzero weight. Without an event log the baskets come
+ * from the interaction matrix (each pair at its last event time). Frequent
+ * itemsets of up to max_len items with count >= max(min_count,
+ * ceil(min_support * N)) give rules A -> c with confidence >=
+ * min_confidence and lift >= min_lift; each antecedent keeps its
+ * max_rules strongest rules (by confidence * lift). If more than
+ * max_itemsets itemsets would be frequent, the count threshold is doubled
+ * until they fit (logged as a warning), so long baskets and low
+ * thresholds cannot exhaust memory.
  *
  * Score: the context is the user's last basket - the items of the
  * history's most recent session (h->ts: items newest first while the gap
@@ -54,6 +58,8 @@ typedef struct rules_params {
     int agg;
     int max_context;
     int max_rules;
+    int max_basket;
+    int max_itemsets;
 } rules_params;
 
 typedef struct rules_impl {
@@ -91,6 +97,10 @@ static const rf_param_def rules_defs[] = {
      "most items of the last basket used as antecedents"},
     {"max_rules", RF_P_INT, offsetof(rules_params, max_rules), 100, 1, 1e9, NULL,
      "strongest rules kept per antecedent"},
+    {"max_basket", RF_P_INT, offsetof(rules_params, max_basket), 50, 2, 1e9, NULL,
+     "a basket closes after this many events (bulk sessions are cut into baskets)"},
+    {"max_itemsets", RF_P_INT, offsetof(rules_params, max_itemsets), 2000000, 1000, 2e9, NULL,
+     "most frequent itemsets; the count threshold is doubled until they fit"},
     {0},
 };
 
@@ -271,18 +281,29 @@ static int rules_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
             goto fail;
         }
         p->info.basket_types = (int)basket_mask(pp, m, d->events);
-        rc = rf_baskets_from_events(d->events, (unsigned)p->info.basket_types, gap, &b, err);
+        rc = rf_baskets_from_events(d->events, (unsigned)p->info.basket_types, gap, pp->max_basket,
+                                    &b, err);
     } else {
         p->info.basket_types = 0;
         rf_log(RF_LOG_INFO, "rules.baskets", "source=dataset reason=\"no event log in the dataset\"");
-        rc = rf_baskets_from_dataset(d, gap, &b, err);
+        rc = rf_baskets_from_dataset(d, gap, pp->max_basket, &b, err);
     }
     if (rc) goto fail;
     int64_t minc = (int64_t)ceil(pp->min_support * (double)b->n - 1e-9);
     if (minc < pp->min_count) minc = pp->min_count;
     if (minc < 1) minc = 1;
-    if ((rc = rf_fpgrowth(b, d->n_items, minc, pp->max_len, &sets, err))) goto fail;
+    for (;;) {
+        rc = rf_fpgrowth(b, d->n_items, minc, pp->max_len, pp->max_itemsets, &sets, err);
+        if (rc != RF_ETOOBIG || minc > b->n) break;
+        rf_log(RF_LOG_WARN, "rules.threshold",
+               "min_count=%lld next=%lld max_itemsets=%d msg=\"too many frequent itemsets; "
+               "raising the threshold\"",
+               (long long)minc, (long long)(2 * minc), pp->max_itemsets);
+        minc *= 2;
+    }
+    if (rc) goto fail;
     p->info.n_baskets = b->n;
+    p->info.min_count = minc;
     for (int64_t q = 0; q < sets->n; q++) p->info.n_frequent[sets->sets[q].len - 1]++;
     if ((rc = rf_rules_from_itemsets(sets, pp->min_confidence, pp->min_lift, &p->rules,
                                      &p->n_rules, err)))
@@ -414,6 +435,7 @@ static int rules_save(const rf_model *m, rf_writer *w, rf_err *err) {
     rc |= rf_writer_i64(w, m->n_users);
     rc |= rf_writer_i64(w, p->n_rules);
     rc |= rf_writer_i64(w, p->info.n_baskets);
+    rc |= rf_writer_i64(w, p->info.min_count);
     for (int k = 0; k < 3; k++) rc |= rf_writer_i64(w, p->info.n_frequent[k]);
     rc |= rf_writer_u32(w, (uint32_t)p->info.basket_types);
     rc |= rf_writer_put(w, p->pop, (size_t)m->n_items * sizeof *p->pop);
@@ -440,7 +462,8 @@ static int rules_load(rf_model *m, rf_reader *r, rf_err *err) {
     uint32_t bt;
     int rc;
     if ((rc = rf_reader_i64(r, &ni, err)) || (rc = rf_reader_i64(r, &nu, err)) ||
-        (rc = rf_reader_i64(r, &nr, err)) || (rc = rf_reader_i64(r, &p->info.n_baskets, err)))
+        (rc = rf_reader_i64(r, &nr, err)) || (rc = rf_reader_i64(r, &p->info.n_baskets, err)) ||
+        (rc = rf_reader_i64(r, &p->info.min_count, err)))
         return rc;
     for (int k = 0; k < 3; k++)
         if ((rc = rf_reader_i64(r, &p->info.n_frequent[k], err))) return rc;

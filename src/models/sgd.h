@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "recfuse/model.h"
+#include "recfuse/rng.h"
 
 struct rf_err;
 struct rf_writer;
@@ -29,8 +30,18 @@ float rf_sgd_dot(const float *a, const float *b, int n);
 double rf_mf_loss(float mu, float bu, float bi, const float *p, const float *q, int f, float r,
                   float reg, float reg_b);
 /* One SGD step on L; returns e (before the step). */
-float rf_mf_step(float mu, float *bu, float *bi, float *p, float *q, int f, float r, float lr,
-                 float reg, float reg_b);
+float rf_mf_step(float mu, float *restrict bu, float *restrict bi, float *restrict p,
+                 float *restrict q, int f, float r, float lr, float reg, float reg_b);
+
+/* ---- the implicit co-training term of mf and svdpp ----------------------
+ * With weight w > 0 every rating (u, i) is followed by a BPR step on
+ * "u rated i rather than j" for an item j the user has not rated, on the
+ * user's explicit factors p and the item factors q only:
+ *   L_imp = w * -ln sigmoid(p.(qi - qj))
+ * (no regulariser of its own: the rating step regularises p and q). */
+double rf_implicit_loss(const float *p, const float *qi, const float *qj, int f, float w);
+void rf_implicit_step(float *restrict p, float *restrict qi, float *restrict qj, int f, float w,
+                      float lr);
 
 /* ---- SVD++ (Koren 2008): r^ = mu + bu + bi + q.(p + |N|^-1/2 sum_j y_j)
  * N = the user's rated items. Per-rating loss:
@@ -52,6 +63,13 @@ double rf_svdpp_user_pass(float mu, float *bu, float *bi, float *p, float *Q, fl
                           const int32_t *nset, int32_t nn, const int32_t *items, const float *r,
                           int32_t n, int f, float lr, float reg, float reg_b, float reg_y,
                           float *s, float *c);
+/* The same pass with the implicit co-training term: rating k is followed
+ * by rf_implicit_step(p, q_items[k], q_negs[k], w) when negs[k] >= 0
+ * (negs may be NULL: no implicit steps). */
+double rf_svdpp_user_pass_imp(float mu, float *bu, float *bi, float *p, float *Q, float *Y,
+                              const int32_t *nset, int32_t nn, const int32_t *items,
+                              const float *r, const int32_t *negs, int32_t n, int f, float lr,
+                              float reg, float reg_b, float reg_y, float w, float *s, float *c);
 
 /* ---- BPR / WARP pairwise steps ----------------------------------------
  * x = p.(qi - qj) + bi - bj. BPR loss of one (u, i, j) triple:
@@ -64,8 +82,12 @@ double rf_svdpp_user_pass(float mu, float *bu, float *bi, float *p, float *Q, fl
 double rf_bpr_loss(const float *p, const float *qi, const float *qj, float bi, float bj, int f,
                    float reg, float reg_b);
 float rf_pair_x(const float *p, const float *qi, const float *qj, float bi, float bj, int f);
-void rf_pair_step(float *p, float *qi, float *qj, float *bi, float *bj, int f, float coef,
-                  float lr, float reg, float reg_b);
+void rf_pair_step(float *restrict p, float *restrict qi, float *restrict qj, float *restrict bi,
+                  float *restrict bj, int f, float coef, float lr, float reg, float reg_b);
+/* bpr.c's schedule: round r (0 <= r < G - 1) of the circle-method round
+ * robin over G (even) item groups, pair k (0 <= k < G/2) into *a, *b.
+ * Every unordered pair of groups meets in exactly one round. */
+void rf_bpr_round_pair(int G, int r, int k, int *a, int *b);
 /* sigmoid(-x) = 1 / (1 + e^x), safe for large |x|. */
 float rf_sigmoid_neg(float x);
 
@@ -74,7 +96,7 @@ float rf_sigmoid_neg(float x);
  * the fields it uses). */
 typedef struct rf_rating_params {
     int factors, epochs, seed;
-    double lr, lr_decay, reg, reg_bias, reg_y, init_std;
+    double lr, lr_decay, reg, reg_bias, reg_y, init_std, implicit;
 } rf_rating_params;
 
 /* Model state. Prediction for a known user u and item i:
@@ -111,6 +133,9 @@ void rf_rating_data_defaults(rf_dataset_opts *o);
 void rf_rating_init_normal(float *a, int64_t n, double std, uint64_t seed, uint64_t stream);
 /* params_check of mf and svdpp. */
 const char *rf_rating_params_check(const void *params);
+/* A uniformly drawn item not in the sorted row[0..rn) of n_items items,
+ * or -1 after 32 draws that all hit the row. */
+int32_t rf_draw_unrated(rf_rng *g, const int32_t *row, int64_t rn, int32_t n_items);
 /* Training triplets from d->ui (users, items, ratings), global mean and
  * range; RF_EINVAL if there are no ratings or a rating is not finite. */
 int rf_rating_check_data(const rf_model *m, const rf_dataset *d, double *mu, float *rmin,

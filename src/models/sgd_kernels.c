@@ -40,17 +40,38 @@ double rf_mf_loss(float mu, float bu, float bi, const float *p, const float *q, 
            0.5 * reg_b * ((double)bu * bu + (double)bi * bi);
 }
 
-float rf_mf_step(float mu, float *bu, float *bi, float *p, float *q, int f, float r, float lr,
-                 float reg, float reg_b) {
+float rf_mf_step(float mu, float *restrict bu, float *restrict bi, float *restrict p,
+                 float *restrict q, int f, float r, float lr, float reg, float reg_b) {
     float e = r - (mu + *bu + *bi + rf_sgd_dot(p, q, f));
     *bu += lr * (e - reg_b * *bu);
     *bi += lr * (e - reg_b * *bi);
-    for (int k = 0; k < f; k++) {
-        float pk = p[k], qk = q[k];
-        p[k] = pk + lr * (e * qk - reg * pk);
-        q[k] = qk + lr * (e * pk - reg * qk);
-    }
+#define MF_STEP(k)                                                                            \
+    do {                                                                                      \
+        float pk = p[k], qk = q[k];                                                           \
+        p[k] = pk + lr * (e * qk - reg * pk);                                                 \
+        q[k] = qk + lr * (e * pk - reg * qk);                                                 \
+    } while (0)
+    int k = 0;
+    for (; k + 8 <= f; k += 8)
+        for (int l = 0; l < 8; l++) MF_STEP(k + l);
+    for (; k < f; k++) MF_STEP(k);
+#undef MF_STEP
     return e;
+}
+
+/* ---- implicit co-training ------------------------------------------------ */
+
+double rf_implicit_loss(const float *p, const float *qi, const float *qj, int f, float w) {
+    double x = 0;
+    for (int k = 0; k < f; k++) x += (double)p[k] * ((double)qi[k] - qj[k]);
+    return w * (x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)));
+}
+
+void rf_implicit_step(float *restrict p, float *restrict qi, float *restrict qj, int f, float w,
+                      float lr) {
+    float bi = 0, bj = 0;
+    float coef = w * rf_sigmoid_neg(rf_pair_x(p, qi, qj, 0, 0, f));
+    rf_pair_step(p, qi, qj, &bi, &bj, f, coef, lr, 0, 0);
 }
 
 /* ---- SVD++ ------------------------------------------------------------- */
@@ -75,6 +96,14 @@ double rf_svdpp_user_pass(float mu, float *bu, float *bi, float *p, float *Q, fl
                           const int32_t *nset, int32_t nn, const int32_t *items, const float *r,
                           int32_t n, int f, float lr, float reg, float reg_b, float reg_y,
                           float *s, float *c) {
+    return rf_svdpp_user_pass_imp(mu, bu, bi, p, Q, Y, nset, nn, items, r, NULL, n, f, lr, reg,
+                                  reg_b, reg_y, 0, s, c);
+}
+
+double rf_svdpp_user_pass_imp(float mu, float *bu, float *bi, float *p, float *Q, float *Y,
+                              const int32_t *nset, int32_t nn, const int32_t *items,
+                              const float *r, const int32_t *negs, int32_t n, int f, float lr,
+                              float reg, float reg_b, float reg_y, float w, float *s, float *c) {
     if (n <= 0) return 0;
     const float alpha = nn > 0 ? (float)(1.0 / sqrt((double)nn)) : 0.0f;
     for (int k = 0; k < f; k++) s[k] = c[k] = 0;
@@ -111,6 +140,8 @@ double rf_svdpp_user_pass(float mu, float *bu, float *bi, float *p, float *Q, fl
             s[k] = shrink * sk + le * qk;
         }
         a *= shrink;
+        /* the implicit term moves p and q only: y, s and c are unaffected */
+        if (negs && negs[x] >= 0 && w > 0) rf_implicit_step(p, q, Q + (int64_t)negs[x] * f, f, w, lr);
     }
     for (int32_t t = 0; t < nn; t++) {
         float *y = Y + (int64_t)nset[t] * f;
@@ -146,14 +177,20 @@ double rf_bpr_loss(const float *p, const float *qi, const float *qj, float bi, f
            0.5 * reg_b * ((double)bi * bi + (double)bj * bj);
 }
 
-void rf_pair_step(float *p, float *qi, float *qj, float *bi, float *bj, int f, float coef,
-                  float lr, float reg, float reg_b) {
+void rf_pair_step(float *restrict p, float *restrict qi, float *restrict qj, float *restrict bi,
+                  float *restrict bj, int f, float coef, float lr, float reg, float reg_b) {
     *bi += lr * (coef - reg_b * *bi);
     *bj += lr * (-coef - reg_b * *bj);
-    for (int k = 0; k < f; k++) {
-        float pk = p[k], ik = qi[k], jk = qj[k];
-        p[k] = pk + lr * (coef * (ik - jk) - reg * pk);
-        qi[k] = ik + lr * (coef * pk - reg * ik);
-        qj[k] = jk + lr * (-coef * pk - reg * jk);
-    }
+#define PAIR_STEP(k)                                                                          \
+    do {                                                                                      \
+        float pk = p[k], ik = qi[k], jk = qj[k];                                              \
+        p[k] = pk + lr * (coef * (ik - jk) - reg * pk);                                       \
+        qi[k] = ik + lr * (coef * pk - reg * ik);                                             \
+        qj[k] = jk + lr * (-coef * pk - reg * jk);                                            \
+    } while (0)
+    int k = 0;
+    for (; k + 8 <= f; k += 8) /* fixed-width blocks: vectorised without -O3 */
+        for (int l = 0; l < 8; l++) PAIR_STEP(k + l);
+    for (; k < f; k++) PAIR_STEP(k);
+#undef PAIR_STEP
 }

@@ -113,12 +113,29 @@ void rf_rating_init_normal(float *a, int64_t n, double std, uint64_t seed, uint6
     for (int64_t k = 0; k < n; k++) a[k] = (float)(std * rf_rng_normal(&g));
 }
 
+int32_t rf_draw_unrated(rf_rng *g, const int32_t *row, int64_t rn, int32_t n_items) {
+    for (int t = 0; t < 32; t++) {
+        int32_t j = (int32_t)rf_rng_below(g, (uint64_t)n_items);
+        int64_t lo = 0, hi = rn;
+        while (lo < hi) {
+            int64_t mid = (lo + hi) >> 1;
+            if (row[mid] < j)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == rn || row[lo] != j) return j;
+    }
+    return -1;
+}
+
 const char *rf_rating_params_check(const void *params) {
     const rf_rating_params *pp = params;
     if (pp->factors < 1) return "factors must be at least 1";
     if (!(pp->lr > 0)) return "lr must be > 0";
     if (!(pp->lr_decay > 0) || pp->lr_decay > 1) return "lr_decay must be in (0, 1]";
     if (pp->reg < 0 || pp->reg_bias < 0 || pp->reg_y < 0) return "regularisation must be >= 0";
+    if (pp->implicit < 0) return "implicit must be >= 0";
     return NULL;
 }
 

@@ -44,6 +44,8 @@ static const rf_param_def svdpp_defs[] = {
      "L2 regularisation of the implicit item factors y (per rating)"},
     {"reg_bias", RF_P_DOUBLE, offsetof(rf_rating_params, reg_bias), 0.01, 0, 10, NULL,
      "L2 regularisation of the user and item biases (per rating)"},
+    {"implicit", RF_P_DOUBLE, offsetof(rf_rating_params, implicit), 0, 0, 100, NULL,
+     "weight of the co-trained BPR loss on which items each user rated (0: plain SVD++)"},
     {"init_std", RF_P_DOUBLE, offsetof(rf_rating_params, init_std), 0.1, 0, 10, NULL,
      "standard deviation of the initial factors"},
     {"seed", RF_P_INT, offsetof(rf_rating_params, seed), 42, 0, 2147483647, NULL,
@@ -75,13 +77,15 @@ static int svdpp_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     int32_t *order = rf_malloc_array((size_t)ui->nrows + 1, sizeof *order);
     int32_t *items = rf_malloc_array((size_t)maxrow + 1, sizeof *items);
     float *vals = rf_malloc_array((size_t)maxrow + 1, sizeof *vals);
+    int32_t *negs = rf_malloc_array((size_t)maxrow + 1, sizeof *negs);
     float *s = rf_malloc_array((size_t)f * 2, sizeof *s);
-    if (!order || !items || !vals || !s) {
+    if (!order || !items || !vals || !negs || !s) {
         rc = rf_err_set(err, RF_ENOMEM, "svdpp: out of memory");
         goto done;
     }
     for (int32_t u = 0; u < ui->nrows; u++) order[u] = u;
     const float reg = (float)pp->reg, reg_b = (float)pp->reg_bias, reg_y = (float)pp->reg_y;
+    const float w_imp = (float)pp->implicit;
     rf_progress *prog = rf_progress_start("svdpp", pp->epochs);
     double lr = pp->lr;
     for (int e = 0; e < pp->epochs; e++) {
@@ -108,9 +112,13 @@ static int svdpp_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
                 vals[k] = vals[j];
                 vals[j] = tv;
             }
-            sse += rf_svdpp_user_pass(p->mu, &p->bu[u], p->bi, p->P + (int64_t)u * f, p->Q, p->Y,
-                                      ui->indices + lo_q, n, items, vals, n, f, lrf, reg, reg_b,
-                                      reg_y, s, s + f);
+            if (w_imp > 0)
+                for (int32_t k = 0; k < n; k++)
+                    negs[k] = rf_draw_unrated(&g, ui->indices + lo_q, n, m->n_items);
+            sse += rf_svdpp_user_pass_imp(p->mu, &p->bu[u], p->bi, p->P + (int64_t)u * f, p->Q,
+                                          p->Y, ui->indices + lo_q, n, items, vals,
+                                          w_imp > 0 ? negs : NULL, n, f, lrf, reg, reg_b, reg_y,
+                                          w_imp, s, s + f);
         }
         p->train_rmse = sqrt(sse / (double)ui->nnz);
         rf_log(RF_LOG_DEBUG, "svdpp.epoch", "epoch=%d lr=%.6g train_rmse=%.5f", e + 1, lr,
@@ -143,6 +151,7 @@ done:
     rf_free(order);
     rf_free(items);
     rf_free(vals);
+    rf_free(negs);
     rf_free(s);
     return rc;
 }

@@ -1,0 +1,161 @@
+/* bench_bpr.c - BPR training speed and memory on the Protocol C workload
+ * (bench/protoc.h: 138,000 users, 27,000 items, 20M binary interactions
+ * by default; PROTOC_USERS / PROTOC_ITEMS / PROTOC_N override the size).
+ *
+ * Fits each configuration once (or RUNS times) and prints the wall time
+ * (total and per epoch, median of the runs), the CPU time (user + system:
+ * on a shared machine wall time also counts waiting for a CPU), the RSS
+ * before the fit (the workload: dataset and id maps, the event arrays are
+ * freed first) and the peak RSS of the whole process, with and without the
+ * generator's peak. It decides nothing.
+ *
+ * Usage: bench_bpr [THREADS [RUNS [PARAMS ...]]]
+ *   default: 2 threads, 1 run, "factors=64,epochs=15"
+ *   e.g.     bench_bpr 2 1 factors=64,epochs=15 factors=64,epochs=15,sampler=warp
+ * Reference (REFERENCE.md): implicit 0.7.3 BPR, 64 factors, 15 epochs of
+ * 20M samples, 2 threads: 145.7 s (9.71 s per epoch), 1,493 MiB. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "protoc.h"
+#include "recfuse/error.h"
+#include "recfuse/log.h"
+#include "recfuse/mem.h"
+#include "recfuse/model.h"
+#include "recfuse/parallel.h"
+#include "recfuse/progress.h"
+#include "recfuse/util.h"
+
+static int64_t rss_now(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long pages = 0, res = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%lld %lld", &pages, &res) != 2) res = 0;
+    fclose(f);
+    return (int64_t)res * 4096;
+}
+
+/* VmHWM: peak RSS since the start or the last reset_hwm(). */
+static int64_t hwm_now(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = -1;
+    if (!f) return rf_peak_rss();
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld", &kb) == 1) break;
+    fclose(f);
+    return kb >= 0 ? (int64_t)kb * 1024 : rf_peak_rss();
+}
+
+static void reset_hwm(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
+static double cpu_now(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    int runs = argc > 2 ? atoi(argv[2]) : 1;
+    if (threads < 1 || runs < 1 || runs > 100) {
+        fprintf(stderr, "usage: bench_bpr [THREADS [RUNS [PARAMS ...]]]\n");
+        return 2;
+    }
+    static const char *const def_cfg[] = {"factors=64,epochs=15"};
+    const char *const *cfgs = argc > 3 ? (const char *const *)argv + 3 : def_cfg;
+    int n_cfg = argc > 3 ? argc - 3 : 1;
+    rf_set_threads(threads);
+    rf_progress_set_quiet(1);
+    rf_log_set_level(RF_LOG_WARN);
+
+    int32_t nu, ni;
+    int64_t n;
+    rf_bench_protoc_size(&nu, &ni, &n);
+    double t0 = rf_mono();
+    rf_events *ev = NULL;
+    rf_dataset *d = NULL;
+    int rc = rf_bench_protoc_dataset(nu, ni, n, 1, &ev, &d);
+    if (rc) {
+        fprintf(stderr, "bench_bpr: workload: %s\n", rf_strerror(rc));
+        return 1;
+    }
+    printf("workload          %d users x %d items, %lld interactions (generated in %.1f s)\n",
+           d->n_users, d->n_items, (long long)d->ui->nnz, rf_mono() - t0);
+    int64_t gen_peak = hwm_now();
+    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", mib(gen_peak));
+    /* the dataset borrows the log's id maps: free only the event arrays */
+    rf_free(ev->user);
+    rf_free(ev->item);
+    rf_free(ev->type);
+    rf_free(ev->value);
+    rf_free(ev->ts);
+    ev->user = ev->item = NULL;
+    ev->type = NULL;
+    ev->value = NULL;
+    ev->ts = NULL;
+    ev->n = ev->cap = 0;
+    reset_hwm();
+    printf("threads           %d\n", threads);
+    printf("RSS before fit    %.0f MiB (workload: dataset + id maps)\n", mib(rss_now()));
+    fflush(stdout);
+
+    for (int c = 0; c < n_cfg; c++) {
+        double wall[100], cpu[100];
+        int epochs = 0;
+        for (int r = 0; r < runs; r++) {
+            rf_model *m = NULL;
+            rf_err err;
+            if ((rc = rf_model_new("bpr", &m, &err)) || (rc = rf_model_set_params(m, cfgs[c], &err))) {
+                fprintf(stderr, "bench_bpr: %s\n", err.msg);
+                rf_model_free(m);
+                return 2;
+            }
+            m->data_opts.binary = 1;
+            double c0 = cpu_now();
+            if ((rc = rf_model_fit(m, d, &err))) {
+                fprintf(stderr, "bench_bpr: %s\n", err.msg);
+                rf_model_free(m);
+                return 1;
+            }
+            wall[r] = m->fit_seconds;
+            cpu[r] = cpu_now() - c0;
+            char pbuf[512];
+            rf_model_params_format(m, pbuf, sizeof pbuf);
+            const char *e = strstr(pbuf, "epochs=");
+            epochs = e ? atoi(e + 7) : 1;
+            if (r == 0) printf("\nbpr %s\n", pbuf);
+            rf_model_free(m);
+        }
+        double ws[100];
+        memcpy(ws, wall, sizeof(double) * (size_t)runs);
+        qsort(ws, (size_t)runs, sizeof *ws, cmp_d);
+        double med = ws[runs / 2];
+        printf("fit               %.1f s wall (median of %d, min %.1f, max %.1f), %.2f s per "
+               "epoch of %lld samples\n",
+               med, runs, ws[0], ws[runs - 1], med / epochs, (long long)d->ui->nnz);
+        printf("cpu               %.1f s (user + system, first run)\n", cpu[0]);
+        printf("peak RSS          %.0f MiB during the fits (dataset + model + scratch); "
+               "%.0f MiB whole process incl. the generator\n",
+               mib(hwm_now()), mib(hwm_now() > gen_peak ? hwm_now() : gen_peak));
+        fflush(stdout);
+    }
+    rf_dataset_free(d);
+    rf_events_free(ev);
+    return 0;
+}
