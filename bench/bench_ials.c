@@ -84,7 +84,8 @@ static int fit(const rf_dataset *d, const char *params, int iterations, rf_model
     }
     char buf[1024];
     rf_model_params_format(m, buf, sizeof buf);
-    printf("fit %-9s %7.2f s wall (%6.3f s/iteration), %7.2f s CPU (%6.3f s/iteration)\n  params: %s\n",
+    printf("fit %-9s %7.2f s wall (%6.3f s/iteration), %7.2f s CPU (%6.3f s/iteration)\n"
+           "  params: %s\n",
            strstr(params, "cholesky") ? "cholesky" : "cg", m->fit_seconds,
            m->fit_seconds / iterations, cpu, cpu / iterations, buf);
     *out = m;

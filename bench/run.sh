@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the benchmarks the issues ask for. Prints figures; decides
 # nothing. Long: generates a 20M-event shop (about 1 GB of TSV) under
-# $BENCH_DIR (default build/bench). Select parts with BENCH=import,build,ml100k.
+# $BENCH_DIR (default build/bench). Select parts with BENCH=import,build,ml100k
+# (the default) and the model speed parts ials,itemknn,bpr,rules (BENCH=all for all).
 # MovieLens parts skip with a message when ../shared/data is absent.
 set -uo pipefail
 BUILD=${1:-build}
@@ -11,7 +12,7 @@ DIR=${BENCH_DIR:-$BUILD/bench}
 PARTS=${BENCH:-ml100k,import,build}
 ML=${ML100K:-$ROOT/../shared/data/ml-100k}
 mkdir -p "$DIR"
-want() { [[ ",$PARTS," == *",$1,"* ]]; }
+want() { [[ "$PARTS" == all || ",$PARTS," == *",$1,"* ]]; }
 echo "# recfuse benchmarks $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) on $(nproc) cores, $(date -u +%FT%TZ)"
 
 if want ml100k; then
@@ -45,4 +46,21 @@ if want build; then
   "$BUILD/bench_store_build" "$DIR/store20m"
   echo "## dataset build from an in-memory log (20M events, 5 runs)"
   "$BUILD/bench_dataset" 20000000 5
+fi
+
+if want ials; then
+  echo "## iALS, Protocol C (64 factors, 15 iterations, 2 threads) and fold-in"
+  "$BUILD/bench_ials" 2 15 64
+fi
+if want itemknn; then
+  echo "## item-kNN cosine k=100, Protocol C"
+  "$BUILD/bench_itemknn" 2 1 itemknn:sim=cosine,k=100,shrink=0,q=1
+fi
+if want bpr && [ -x "$BUILD/bench_bpr" ]; then
+  echo "## BPR, Protocol C (64 factors, 15 epochs, 2 threads)"
+  "$BUILD/bench_bpr"
+fi
+if want rules; then
+  echo "## association rules on 1M baskets"
+  "$BUILD/bench_rules" 1000000 3 2
 fi

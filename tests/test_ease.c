@@ -100,7 +100,8 @@ static double *oracle_b(const rf_dataset *d, double lambda) {
     for (int32_t i = 0; i < n; i++) {
         for (int32_t j = 0; j < n; j++) {
             double s = 0;
-            for (int32_t u = 0; u < d->n_users; u++) s += x[(size_t)u * n + i] * x[(size_t)u * n + j];
+            for (int32_t u = 0; u < d->n_users; u++)
+                s += x[(size_t)u * n + i] * x[(size_t)u * n + j];
             a[(size_t)i * 2 * n + j] = s + (i == j ? lambda : 0);
         }
         a[(size_t)i * 2 * n + n + i] = 1;
@@ -120,7 +121,8 @@ static double *oracle_b(const rf_dataset *d, double lambda) {
             if (r == c) continue;
             double f = a[(size_t)r * 2 * n + c];
             if (f == 0) continue;
-            for (int32_t k = 0; k < 2 * n; k++) a[(size_t)r * 2 * n + k] -= f * a[(size_t)c * 2 * n + k];
+            for (int32_t k = 0; k < 2 * n; k++)
+                a[(size_t)r * 2 * n + k] -= f * a[(size_t)c * 2 * n + k];
         }
     }
     double *b = calloc((size_t)n * n, sizeof *b);
@@ -196,7 +198,8 @@ static void test_fallback_and_items(void **state) {
     assert_int_equal(rf_model_score_all(m, 3, &h, out, NULL), 0);
     int32_t some[] = {0, 29, 5, 5};
     assert_int_equal(rf_model_score_items(m, 3, &h, some, 4, so, NULL), 0);
-    for (int t = 0; t < 4; t++) assert_true(fabsf(so[t] - out[some[t]]) <= 1e-6f * (1 + fabsf(out[some[t]])));
+    for (int t = 0; t < 4; t++)
+        assert_true(fabsf(so[t] - out[some[t]]) <= 1e-6f * (1 + fabsf(out[some[t]])));
     rf_model_free(m);
     fx_free(f);
 }
@@ -343,6 +346,58 @@ static void test_beats_popularity(void **state) {
     free(held);
 }
 
+/* Every allocation of fit, fold-in/scoring and load may fail: the result is
+ * RF_ENOMEM (never a crash or a leak - the ASan build checks), and the
+ * model still works once allocations succeed again. */
+static void test_alloc_failures(void **state) {
+    (void)state;
+    fixture *f = fx_random(30, 20, 0.2, 1, 81);
+    char *dir = rf_test_tmpdir("ease_oom");
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.rfm", dir);
+    rf_err err;
+    int32_t it[2] = {1, 2};
+    rf_hist h = {2, it, NULL, NULL};
+    float out[20], ref[20];
+    rf_model *m = NULL;
+    for (long k = 0; k < 1000; k++) { /* fit */
+        assert_int_equal(rf_model_new("ease", &m, NULL), 0);
+        assert_int_equal(rf_model_set_params(m, "lambda=3", NULL), 0);
+        rf_mem_fail_after(k);
+        int rc = rf_model_fit(m, &f->d, &err);
+        rf_mem_fail_after(-1);
+        if (rc == 0) break;
+        assert_int_equal(rc, RF_ENOMEM);
+        assert_int_equal(m->fitted, 0);
+        rf_model_free(m);
+        m = NULL;
+    }
+    assert_non_null(m);
+    assert_int_equal(rf_model_score_all(m, -1, &h, ref, &err), 0);
+    rf_mem_fail_after(0); /* scoring (fold-in allocates) */
+    int rc = rf_model_score_all(m, -1, &h, out, &err);
+    rf_mem_fail_after(-1);
+    assert_true(rc == 0 || rc == RF_ENOMEM);
+    assert_int_equal(rf_model_save(m, path, &err), 0);
+    rf_model *l = NULL;
+    for (long k = 0; k < 1000; k++) { /* load */
+        rf_mem_fail_after(k);
+        rc = rf_model_load(path, &l, &err);
+        rf_mem_fail_after(-1);
+        if (rc == 0) break;
+        assert_int_equal(rc, RF_ENOMEM);
+        assert_null(l);
+    }
+    assert_non_null(l);
+    assert_int_equal(rf_model_score_all(l, -1, &h, out, &err), 0);
+    assert_memory_equal(out, ref, sizeof out);
+    rf_model_free(l);
+    rf_model_free(m);
+    rf_test_rmtree(dir);
+    free(dir);
+    fx_free(f);
+}
+
 int main(void) {
     rf_log_set_level(RF_LOG_WARN);
     const struct CMUnitTest tests[] = {
@@ -352,6 +407,7 @@ int main(void) {
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_beats_popularity),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

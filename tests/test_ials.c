@@ -540,8 +540,8 @@ static void test_fold_in_is_user_step(void **state) {
     fixture *f = fx_random(50, 40, 0.2, 0, 21);
     const char *cfgs[] = {
         "factors=8,reg=0.3,alpha=2,unobs_weight=1,iterations=3,solver=cholesky",
-        "factors=13,reg=0.01,reg_exp=0.5,alpha=4,confidence=log,eps=0.5,unobs_weight=1,iterations=2,"
-        "solver=cg",
+        "factors=13,reg=0.01,reg_exp=0.5,alpha=4,confidence=log,eps=0.5,unobs_weight=1,"
+        "iterations=2,solver=cg",
         "factors=9,reg=0.02,reg_exp=0.5,alpha=1.5,unobs_weight=1.3,unobs_exp=0.6,iterations=3,"
         "solver=cholesky",
     };
@@ -553,7 +553,8 @@ static void test_fold_in_is_user_step(void **state) {
         assert_int_equal(m->ops->user_dim(m), fa.dim);
         float *wi = unobs_weights(&f->d, ci == 2 ? 1.3 : 1.0, unobs[ci]);
         float *G = malloc((size_t)fa.ld * fa.ld * sizeof *G);
-        assert_int_equal(rf_als_gram(fa.items, fa.n_items, fa.ld, unobs[ci] > 0 ? wi : NULL, G, NULL), 0);
+        assert_int_equal(
+            rf_als_gram(fa.items, fa.n_items, fa.ld, unobs[ci] > 0 ? wi : NULL, G, NULL), 0);
         float *work = malloc(rf_als_work_floats(fa.ld) * sizeof *work);
         float *x = malloc((size_t)fa.ld * sizeof *x), *v = malloc((size_t)fa.dim * sizeof *v);
         float *cm1 = malloc(64 * sizeof *cm1), *conf = malloc(64 * sizeof *conf);
@@ -754,7 +755,8 @@ static void same_factors(const rf_model *a, const rf_model *b, int expect_same) 
     rf_factors x, y;
     assert_int_equal(rf_factors_get(a, &x, NULL), 0);
     assert_int_equal(rf_factors_get(b, &y, NULL), 0);
-    size_t nu = (size_t)x.n_users * x.ld * sizeof(float), ni = (size_t)x.n_items * x.ld * sizeof(float);
+    size_t nu = (size_t)x.n_users * x.ld * sizeof(float);
+    size_t ni = (size_t)x.n_items * x.ld * sizeof(float);
     int same = memcmp(x.users, y.users, nu) == 0 && memcmp(x.items, y.items, ni) == 0;
     assert_int_equal(same, expect_same);
 }
@@ -849,7 +851,8 @@ static void test_beats_popularity(void **state) {
             int got = rf_model_recommend(ms[k], u, &h, 10, NULL, NULL, top, &err);
             assert_true(got == 10);
             int hits = 0;
-            for (int t = 0; t < got; t++) hits += top[t].id == held[u * 2] || top[t].id == held[u * 2 + 1];
+            for (int t = 0; t < got; t++)
+                hits += top[t].id == held[u * 2] || top[t].id == held[u * 2 + 1];
             rec[k] += (double)hits / nrel;
         }
     }
@@ -863,6 +866,58 @@ static void test_beats_popularity(void **state) {
     free(r);
     free(c);
     free(held);
+}
+
+/* Every allocation of fit, fold-in/scoring and load may fail: the result is
+ * RF_ENOMEM (never a crash or a leak - the ASan build checks), and the
+ * model still works once allocations succeed again. */
+static void test_alloc_failures(void **state) {
+    (void)state;
+    fixture *f = fx_random(30, 20, 0.2, 1, 81);
+    char *dir = rf_test_tmpdir("ials_oom");
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.rfm", dir);
+    rf_err err;
+    int32_t it[2] = {1, 2};
+    rf_hist h = {2, it, NULL, NULL};
+    float out[20], ref[20];
+    rf_model *m = NULL;
+    for (long k = 0; k < 1000; k++) { /* fit */
+        assert_int_equal(rf_model_new("ials", &m, NULL), 0);
+        assert_int_equal(rf_model_set_params(m, "factors=4,iterations=2,unobs_exp=0.5", NULL), 0);
+        rf_mem_fail_after(k);
+        int rc = rf_model_fit(m, &f->d, &err);
+        rf_mem_fail_after(-1);
+        if (rc == 0) break;
+        assert_int_equal(rc, RF_ENOMEM);
+        assert_int_equal(m->fitted, 0);
+        rf_model_free(m);
+        m = NULL;
+    }
+    assert_non_null(m);
+    assert_int_equal(rf_model_score_all(m, -1, &h, ref, &err), 0);
+    rf_mem_fail_after(0); /* scoring (fold-in allocates) */
+    int rc = rf_model_score_all(m, -1, &h, out, &err);
+    rf_mem_fail_after(-1);
+    assert_true(rc == 0 || rc == RF_ENOMEM);
+    assert_int_equal(rf_model_save(m, path, &err), 0);
+    rf_model *l = NULL;
+    for (long k = 0; k < 1000; k++) { /* load */
+        rf_mem_fail_after(k);
+        rc = rf_model_load(path, &l, &err);
+        rf_mem_fail_after(-1);
+        if (rc == 0) break;
+        assert_int_equal(rc, RF_ENOMEM);
+        assert_null(l);
+    }
+    assert_non_null(l);
+    assert_int_equal(rf_model_score_all(l, -1, &h, out, &err), 0);
+    assert_memory_equal(out, ref, sizeof out);
+    rf_model_free(l);
+    rf_model_free(m);
+    rf_test_rmtree(dir);
+    free(dir);
+    fx_free(f);
 }
 
 int main(void) {
@@ -882,6 +937,7 @@ int main(void) {
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_beats_popularity),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -266,7 +266,8 @@ static int ease_load(rf_model *m, rf_reader *r, rf_err *err) {
     int64_t n;
     int rc = rf_reader_i64(r, &n, err);
     if (rc) return rc;
-    if (n != m->n_items || (double)(n * n + n) * 4.0 != (double)rf_reader_remaining(r))
+    int64_t left = rf_reader_remaining(r);
+    if (n != m->n_items || n < 0 || (n > 0 && n > left / 4 / n) || (n * n + n) * 4 != left)
         return rf_err_set(err, RF_EFORMAT,
                           "ease: payload of %lld items (%lld bytes) disagrees with the header "
                           "(%d items)",

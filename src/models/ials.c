@@ -183,20 +183,25 @@ static inline double conf_extra(const ials_params *pp, float r) {
 }
 
 /* How one row's observations are weighed: the unobserved weight of each
- * column (colw, the user step with item weights) or of the row itself
- * (roww, the item step; 1 in plain iALS). */
+ * column (colw: the user step with popularity-scaled item weights) or one
+ * weight for the whole row (roww: unobs_weight, or the item's own weight
+ * in the item step; 1 in plain iALS), and the factor on the Gram matrix
+ * (1 when colw: the Gram matrix is then weighted; else roww). */
 typedef struct row_weights {
     const float *colw; /* n_cols weights or NULL */
     float roww;
 } row_weights;
 
+static float gram_scale(const row_weights *rw) { return rw->colw ? 1.0f : rw->roww; }
+
 /* The observations of one row (entries with weight > 0) into idx, cm1
- * (c - w) and conf (c; only filled when some w != 1, else the kernels take
- * 1 + cm1 and *use_conf is 0); returns their count and the row's
+ * (c - w) and conf (c; *use_conf is 0 when every w is 1 and the kernels
+ * may take 1 + cm1 instead); returns their count and the row's
  * regularisation in *reg: reg * W^reg_exp with W the row's total weight,
- * sum of the unobserved weights (n_cols for the user step, whose weights
- * have mean 1; roww * n_cols for the item step) plus sum (c - w). Entries
- * outside [0, n_cols) are skipped (fold-in input is not trusted). */
+ * the sum of the unobserved weights over all columns (unobs_weight * n_cols
+ * with per-column weights, which average unobs_weight; roww * n_cols
+ * otherwise) plus sum (c - w). Entries outside [0, n_cols) are skipped
+ * (fold-in input is not trusted). */
 static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, const float *wts,
                         int32_t n_cols, const row_weights *rw, int32_t *idx, float *cm1,
                         float *conf, int *use_conf, double *reg) {
@@ -223,10 +228,10 @@ static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, c
 
 /* Solve every row of X against the fixed side Y (gram G) from matrix M
  * (rows of X x columns = rows of Y; unit: all its values are 1, so they
- * need not be read - the matrix streams from memory every half-step). colw: unobserved weights of the
- * columns (user step) or NULL; roww: of the rows (item step) or NULL.
- * Returns the number of rows whose exact solve failed (solved by CG
- * instead). */
+ * need not be read - the matrix streams from memory every half-step).
+ * colw: unobserved weights of the columns (user step) or NULL; roww: of
+ * the rows (item step) or NULL; neither: unobs_weight for all. Returns the
+ * number of rows whose exact solve failed (solved by CG instead). */
 static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, float *X,
                           const float *Y, const float *G, const float *colw, const float *roww,
                           int dim, int ld, int nth, int32_t *idx_all, float *cm1_all,
@@ -243,7 +248,7 @@ static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, floa
         int64_t lo = M->indptr[u];
         double reg;
         int use_conf;
-        row_weights rw = {colw, roww ? roww[u] : 1.0f};
+        row_weights rw = {colw, roww ? roww[u] : (float)pp->unobs_weight};
         int32_t n = prep_row(pp, (int32_t)(M->indptr[u + 1] - lo), M->indices + lo,
                              unit ? NULL : M->data + lo, M->ncols, &rw, idx, cm1, conf, &use_conf,
                              &reg);
@@ -251,7 +256,8 @@ static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, floa
             memset(x, 0, (size_t)ld * sizeof *x);
             continue;
         }
-        rf_als_row pr = {Y, dim, ld, G, reg, n, idx, cm1, use_conf ? conf : NULL, rw.roww};
+        rf_als_row pr = {Y, dim, ld, G, reg, n, idx, cm1, use_conf ? conf : NULL,
+                         gram_scale(&rw)};
         if (pp->solver == SOLVER_CG) {
             rf_als_solve_cg(&pr, pp->cg_steps, x, work);
         } else if (rf_als_solve_exact(&pr, x, work) != 0) {
@@ -288,21 +294,20 @@ static double unobs_w(const ials_params *pp, double pop, double w_norm) {
 }
 
 /* The unobserved weights of the items (from p->pop) into p->w; NULL when
- * they are all 1 (plain iALS). w_norm = mean of pop^unobs_exp, so the
- * weights average unobs_weight. */
+ * they are all equal (unobs_exp = 0: one weight, unobs_weight, scales the
+ * Gram matrix instead). w_norm = mean of pop^unobs_exp, so the weights
+ * average unobs_weight. */
 static int set_weights(const ials_params *pp, ials_impl *p, int32_t n_items, rf_err *err) {
     rf_free(p->w);
     p->w = NULL;
     p->w_norm = 1;
-    if ((pp->unobs_exp == 0 && pp->unobs_weight == 1) || n_items == 0) return 0;
+    if (pp->unobs_exp == 0 || n_items == 0) return 0;
     p->w = rf_malloc_array((size_t)n_items, sizeof *p->w);
     if (!p->w) return rf_err_set(err, RF_ENOMEM, "ials: out of memory");
-    if (pp->unobs_exp != 0) {
-        double sum = 0;
-        for (int32_t i = 0; i < n_items; i++)
-            sum += pow(p->pop[i] > 1 ? p->pop[i] : 1, pp->unobs_exp);
-        p->w_norm = sum / n_items;
-    }
+    double sum = 0;
+    for (int32_t i = 0; i < n_items; i++)
+        sum += pow(p->pop[i] > 1 ? p->pop[i] : 1, pp->unobs_exp);
+    p->w_norm = sum / n_items;
     for (int32_t i = 0; i < n_items; i++) p->w[i] = (float)unobs_w(pp, p->pop[i], p->w_norm);
     return 0;
 }
@@ -414,7 +419,8 @@ static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, i
     if (k == 0) {
         memset(x, 0, (size_t)ld * sizeof *x);
     } else {
-        rf_als_row pr = {Y, p->dim, ld, G, reg, k, idx, cm1, use_conf ? conf : NULL, rw->roww};
+        rf_als_row pr = {Y, p->dim, ld, G, reg, k, idx, cm1, use_conf ? conf : NULL,
+                         gram_scale(rw)};
         if (rf_als_solve_exact(&pr, x, work) != 0) {
             memset(x, 0, (size_t)ld * sizeof *x);
             rf_als_solve_cg(&pr, p->dim, x, work);
@@ -437,7 +443,7 @@ int rf_ials_fold_in_user(const rf_model *m, const rf_hist *h, float *vec, rf_err
     const ials_impl *p = m->impl;
     float xb[1024 + 8];
     int32_t used;
-    row_weights rw = {p->w, 1.0f};
+    row_weights rw = {p->w, (float)((const ials_params *)m->params)->unobs_weight};
     rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h ? h->n : 0, h ? h->items : NULL,
                   h ? h->weights : NULL, xb, &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
@@ -451,9 +457,9 @@ int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, con
     const ials_impl *p = m->impl;
     float xb[1024 + 8];
     int32_t used;
-    row_weights rw = {NULL, 1.0f};
+    const ials_params *pp = m->params;
+    row_weights rw = {NULL, (float)pp->unobs_weight};
     if (p->w) { /* the new item's own weight, from its count of usable users */
-        const ials_params *pp = m->params;
         int32_t cnt = 0;
         for (int32_t t = 0; users && t < n; t++)
             cnt += users[t] >= 0 && users[t] < m->n_users && (!weights || weights[t] > 0);
@@ -509,7 +515,7 @@ static int user_vector(const rf_model *m, int32_t user, const rf_hist *h, float 
     }
     if (h->n == 0) return 0;
     int32_t used;
-    row_weights rw = {p->w, 1.0f};
+    row_weights rw = {p->w, (float)((const ials_params *)m->params)->unobs_weight};
     int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h->n, h->items, h->weights, xb,
                       &used, err);
     *have = rc == 0 && used > 0;

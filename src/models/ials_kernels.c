@@ -181,7 +181,8 @@ RF_AVX2 static inline void axpy_v(float s, const float *x, float *y, int n) {
     __m256 sv = _mm256_set1_ps(s);
     int k = 0;
     for (; k + 8 <= n; k += 8)
-        _mm256_storeu_ps(y + k, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+        _mm256_storeu_ps(y + k,
+                         _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
     for (; k < n; k++) y[k] += s * x[k];
 }
 
@@ -256,7 +257,8 @@ RF_AVX2 RF_ALWAYS_INLINE void pass_fixed_v(const rf_als_row *p, const float *v, 
         float d = hsum_v(_mm256_add_ps(s0, s1)), w = cm1[t], b = conf ? conf[t] : 1.0f + w;
         __m256 c = _mm256_set1_ps(mode ? w * d : b - w * d);
 #pragma GCC unroll 16
-        for (int k = 0; k < NV; k++) acc[k] = _mm256_fmadd_ps(c, _mm256_loadu_ps(y + 8 * k), acc[k]);
+        for (int k = 0; k < NV; k++)
+            acc[k] = _mm256_fmadd_ps(c, _mm256_loadu_ps(y + 8 * k), acc[k]);
     }
 #pragma GCC unroll 16
     for (int k = 0; k < NV; k++) _mm256_storeu_ps(out + 8 * k, acc[k]);
@@ -347,7 +349,8 @@ RF_AVX512 RF_ALWAYS_INLINE void pass_fixed_w(const rf_als_row *p, const float *v
         float b = conf ? conf[t] : 1.0f + w;
         __m512 c = _mm512_set1_ps(mode ? w * d : b - w * d);
 #pragma GCC unroll 16
-        for (int k = 0; k < NV; k++) acc[k] = _mm512_fmadd_ps(c, _mm512_loadu_ps(y + 16 * k), acc[k]);
+        for (int k = 0; k < NV; k++)
+            acc[k] = _mm512_fmadd_ps(c, _mm512_loadu_ps(y + 16 * k), acc[k]);
     }
 #pragma GCC unroll 16
     for (int k = 0; k < NV; k++) _mm512_storeu_ps(out + 16 * k, acc[k]);
@@ -625,7 +628,8 @@ int rf_als_gram(const float *Y, int32_t rows, int ld, const float *w, float *gra
             float *dst = scaled + (size_t)rf_thread_id() * (size_t)chunk * ld;
             for (int64_t i = lo; i < hi; i++) {
                 float s = sqrtf(w[i] > 0 ? w[i] : 0);
-                for (int k = 0; k < ld; k++) dst[(size_t)(i - lo) * ld + k] = s * Y[(size_t)i * ld + k];
+                for (int k = 0; k < ld; k++)
+                    dst[(size_t)(i - lo) * ld + k] = s * Y[(size_t)i * ld + k];
             }
             src = dst;
         }
