@@ -406,7 +406,7 @@ static void test_unknown_users(void **state) {
             n = rf_model_recommend(k ? pop : m, -1, &hr, 10, NULL, NULL, top, &err);
             int32_t ids[10];
             for (int q = 0; q < n; q++) ids[q] = top[q].id;
-            double out[RF_M_N_LIST];
+            double out[RF_M_PER_USER];
             rf_eval_list(ids, n, x->rel->indices + x->rel->indptr[u], nr, 10, out);
             nd[k] += out[RF_M_NDCG];
         }
