@@ -2,7 +2,7 @@
 # `make bench`: the benchmarks the issues ask for. Prints figures; decides
 # nothing. Long: generates a 20M-event shop (about 1 GB of TSV) under
 # $BENCH_DIR (default build/bench). Select parts with BENCH=import,build,ml100k
-# (the default) and the model speed parts ials,itemknn,bpr,rules (BENCH=all for all).
+# (the default) and the speed parts ials,itemknn,bpr,rules,eval (BENCH=all for all).
 # MovieLens parts skip with a message when ../shared/data is absent.
 set -uo pipefail
 BUILD=${1:-build}
@@ -63,4 +63,8 @@ fi
 if want rules; then
   echo "## association rules on 1M baskets"
   "$BUILD/bench_rules" 1000000 3 2
+fi
+if want eval; then
+  echo "## full-ranking evaluation of a 64-factor model over 138k users x 27k items"
+  "$BUILD/bench_eval" 3
 fi

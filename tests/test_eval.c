@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/eval_int.h"
 #include "recfuse/csr.h"
 #include "recfuse/error.h"
 #include "recfuse/eval.h"
@@ -23,6 +24,7 @@
 #include "recfuse/model.h"
 #include "recfuse/parallel.h"
 #include "recfuse/rng.h"
+#include "recfuse/topk.h"
 #include "testutil.h"
 
 #define EPS 1e-12
@@ -1269,6 +1271,37 @@ static void test_auc_direct(void **state) {
     free(iscratch);
 }
 
+/* ---- the evaluation's top-k against rf_topk_select ------------------------- */
+
+static void test_topk_select(void **state) {
+    (void)state;
+    rf_rng rng;
+    rf_rng_seed(&rng, 77);
+    float *sc = malloc(5000 * sizeof *sc);
+    rf_scored *a = malloc(600 * sizeof *a), *b = malloc(600 * sizeof *b);
+    float *cmax = malloc(100 * sizeof *cmax);
+    for (int iter = 0; iter < 500; iter++) {
+        int32_t n = (int32_t)rf_rng_below(&rng, 5000);
+        int levels = 1 + (int)rf_rng_below(&rng, iter % 2 ? 4 : 100000);
+        for (int32_t j = 0; j < n; j++) {
+            double x = rf_rng_uniform(&rng);
+            sc[j] = x < 0.1 ? -INFINITY : x < 0.12 ? NAN : x < 0.13 ? INFINITY
+                                                               : (float)rf_rng_below(&rng, levels);
+        }
+        int k = (int)rf_rng_below(&rng, iter % 3 ? 40 : 600); /* k below and above the chunks */
+        int na = rf_eval_topk(sc, n, k, a, cmax), nb = rf_topk_select(sc, n, k, NULL, b);
+        assert_int_equal(na, nb);
+        for (int i = 0; i < na; i++) {
+            assert_int_equal(a[i].id, b[i].id);
+            assert_memory_equal(&a[i].score, &b[i].score, sizeof(float));
+        }
+    }
+    free(sc);
+    free(a);
+    free(b);
+    free(cmax);
+}
+
 /* ---- sampled negatives ---------------------------------------------------- */
 
 /* With N at least the catalog, every candidate is a negative: the oracle
@@ -1689,7 +1722,7 @@ int main(void) {
         cmocka_unit_test(test_evaluate_pop),    cmocka_unit_test(test_evaluate_sampled),
         cmocka_unit_test(test_evaluate_sampled_draws), cmocka_unit_test(test_subset_and_merge),
         cmocka_unit_test(test_ratings_matrix),  cmocka_unit_test(test_protocols),
-        cmocka_unit_test(test_auc_direct),
+        cmocka_unit_test(test_auc_direct),      cmocka_unit_test(test_topk_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

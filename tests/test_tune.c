@@ -246,7 +246,9 @@ static void test_tune_halving(void **state) {
     if (rc)
         print_error("%s\n", err.msg);
     assert_int_equal(rc, 0);
-    assert_int_equal(r.n_trials, 27); /* 9 values of k x 3 shrinks */
+    assert_int_equal(r.n_trials, 28); /* the defaults, then 9 values of k x 3 shrinks */
+    assert_string_equal(r.trials[0].params, "");
+    assert_int_equal(r.trials[0].sub, -1);
     assert_int_equal(r.rungs, 3);
     assert_int_equal(r.resource, RF_TUNE_RES_USERS);
     assert_true(fabs(r.budget[0] - 1.0 / 9) < 1e-12 && r.budget[2] == 1.0);
@@ -256,7 +258,7 @@ static void test_tune_halving(void **state) {
         for (int q = 0; q <= r.trials[i].rung; q++)
             per_rung[q]++;
     }
-    assert_int_equal(per_rung[0], 27);
+    assert_int_equal(per_rung[0], 28);
     assert_int_equal(per_rung[1], 9);
     assert_int_equal(per_rung[2], 3);
     /* promotion kept the best of rung 0 */
@@ -301,7 +303,7 @@ static void test_tune_halving(void **state) {
     assert_non_null(root);
     assert_string_equal(json_string_value(json_object_get(root, "model")), "itemknn");
     assert_string_equal(json_string_value(json_object_get(root, "metric")), "NDCG@10");
-    assert_int_equal(json_array_size(json_object_get(root, "trials")), 27);
+    assert_int_equal(json_array_size(json_object_get(root, "trials")), 28);
     json_t *best = json_object_get(root, "best");
     assert_int_equal(json_integer_value(json_object_get(best, "trial")), r.best);
     double jv = json_real_value(json_object_get(best, "value"));
@@ -315,22 +317,22 @@ static void test_tune_halving(void **state) {
     o.trials = 7;
     o.rungs = 1;
     assert_int_equal(rf_tune_run("itemknn", &s, &t.td, &o, &r2, &err), 0);
-    assert_int_equal(r2.n_trials, 7);
+    assert_int_equal(r2.n_trials, 8);
     assert_int_equal(r2.rungs, 1);
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         assert_int_equal(r2.trials[i].rung, 0);
         for (int j = 0; j < i; j++)
             assert_string_not_equal(r2.trials[i].params, r2.trials[j].params);
     }
     rf_tune_result r3;
     assert_int_equal(rf_tune_run("itemknn", &s, &t.td, &o, &r3, &err), 0);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         assert_string_equal(r2.trials[i].params, r3.trials[i].params);
     rf_tune_result_free(&r3);
     o.seed = 2;
     assert_int_equal(rf_tune_run("itemknn", &s, &t.td, &o, &r3, &err), 0);
     int differ = 0;
-    for (int i = 0; i < 7; i++)
+    for (int i = 1; i < 8; i++)
         differ |= strcmp(r2.trials[i].params, r3.trials[i].params) != 0;
     assert_true(differ);
     rf_tune_result_free(&r3);
@@ -340,7 +342,7 @@ static void test_tune_halving(void **state) {
     o.search = RF_TUNE_GRID;
     o.trials = 5;
     assert_int_equal(rf_tune_run("itemknn", &s, &t.td, &o, &r2, &err), 0);
-    assert_int_equal(r2.n_trials, 5);
+    assert_int_equal(r2.n_trials, 6);
     rf_tune_result_free(&r2);
 
     /* a time budget that is already spent: nothing runs */
@@ -402,19 +404,24 @@ static void test_tune_iterations(void **state) {
     assert_int_equal(rc, 0);
     assert_int_equal(r.resource, RF_TUNE_RES_ITERATIONS);
     assert_string_equal(r.iter_param, iter);
-    /* one trial promoted through every rung: 9 * 1/9 = 1, 3, 9 iterations */
-    assert_int_equal(r.n_trials, 1);
-    assert_int_equal(r.trials[0].rung, 2);
+    /* the defaults and one configuration: 9 * 1/9 = 1, 3, 9 iterations for
+     * the one promoted through every rung */
+    assert_int_equal(r.n_trials, 2);
+    assert_int_equal(r.rungs, 3);
+    const rf_tune_trial *tt = &r.trials[1];
     char p[256];
     for (int q = 0; q < 3; q++) {
         snprintf(p, sizeof p, "%s%s%s=%d", o.fixed ? o.fixed : "", o.fixed ? "," : "", iter,
                  q == 0 ? 1 : q == 1 ? 3 : 9);
         double dv = direct(&t, name, p);
-        assert_memory_equal(&dv, &r.trials[0].value[q], sizeof dv);
+        if (q <= tt->rung)
+            assert_memory_equal(&dv, &tt->value[q], sizeof dv);
+        else /* the defaults won rung 0 */
+            assert_true(r.trials[0].rung >= 1);
     }
     /* the stored configuration is the full one */
     snprintf(p, sizeof p, "%s=9", iter);
-    assert_non_null(strstr(r.trials[0].full, p));
+    assert_non_null(strstr(tt->full, p));
     rf_tune_result_free(&r);
     tdata_free(&t);
 }

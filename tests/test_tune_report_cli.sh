@@ -43,7 +43,9 @@ cat "$T/tune.out"
 check "tune says it cuts validation from the train part" \
   grep -q '^# split user (.*validation of the train part.*): train [0-9]* rows, [0-9]* users; validation' "$T/tune.out"
 check "leaderboard header" grep -Eq '^rank +trial +budget +NDCG@10 +fit_s +params$' "$T/tune.out"
-check "six trials ranked" test "$(grep -Ec '^[0-9]+ +[0-9]+ +[0-9.]+ +[01]\.[0-9]{4} ' "$T/tune.out")" -eq 6
+check "the defaults and six trials ranked" \
+  test "$(grep -Ec '^[0-9]+ +[0-9]+ +[0-9.]+ +[01]\.[0-9]{4} ' "$T/tune.out")" -eq 7
+check "trial 0 is the defaults" grep -Eq '^[0-9]+ +0 +[0-9.]+ +[01]\.[0-9]{4} +[0-9.]+ +\(defaults\)$' "$T/tune.out"
 check "best line" grep -Eq '^best itemknn: NDCG@10 = [01]\.[0-9]{4} with ' "$T/tune.out"
 check "params file written" test -s "$D/params/itemknn.params"
 check "params file holds the parameters" grep -Eq '^sim=[a-z0-9]+ k=[0-9]+ ' "$D/params/itemknn.params"
@@ -65,9 +67,15 @@ check "evaluate applies DIR/params/itemknn.params" grep -q 'params/itemknn.param
 # a grid over an explicit space, no halving
 "$BIN" tune --quiet --data "$D" --model itemknn --search grid --space 'k=5,40;shrink=0,10' \
   --rungs 1 > "$T/grid.out" 2>&1 || { cat "$T/grid.out"; bad "grid search runs"; }
-check "grid: 4 trials at full budget" \
-  test "$(grep -Ec '^[0-9]+ +[0-9]+ +1 +[01]\.[0-9]{4} ' "$T/grid.out")" -eq 4
-check "grid: the winner is stored" grep -Eq '^sim=[a-z0-9]+ k=(5|40) shrink=(0|10) ' "$D/params/itemknn.params"
+check "grid: the defaults and 4 trials at full budget" \
+  test "$(grep -Ec '^[0-9]+ +[0-9]+ +1 +[01]\.[0-9]{4} ' "$T/grid.out")" -eq 5
+best=$(awk '/^best itemknn/ { sub(/.* with /, ""); print }' "$T/grid.out")
+if [ "$best" = "(defaults)" ] || [ -z "$best" ]; then
+  check "grid: the winner is stored" grep -Eq '^sim=[a-z0-9]+ k=[0-9]+ shrink=' "$D/params/itemknn.params"
+else
+  k=$(echo " $best" | sed -E 's/.* k=([0-9]+).*/\1/'); sh=$(echo "$best" | sed -E 's/.*shrink=([0-9]+).*/\1/')
+  check "grid: the winner ($best) is stored" grep -Eq "^sim=[a-z0-9]+ k=$k shrink=$sh " "$D/params/itemknn.params"
+fi
 # rating model objective: RMSE (lower is better) if mf is registered
 if "$BIN" tune --help | grep -q ' mf'; then
   "$BIN" tune --quiet --data "$D" --model mf --metric rmse --trials 3 --rungs 1 \

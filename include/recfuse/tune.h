@@ -11,7 +11,9 @@
  * without one get a space derived from their parameter table.
  *
  * Search: grid (every combination; a range contributes grid_points values,
- * log-spaced for log ranges) or random (seeded draws, distinct configs).
+ * log-spaced for log ranges) or random (seeded draws, distinct configs);
+ * trial 0 is always the model's defaults (params ""), so the result is
+ * never worse than the defaults on the validation split.
  * Successive halving prunes bad trials early: every trial first runs at a
  * fraction eta^-(rungs-1) of the budget, the best 1/eta of a rung move to
  * the next rung with eta times the budget, and only the survivors run at
@@ -95,7 +97,7 @@ typedef enum rf_trial_status {
 
 typedef struct rf_tune_trial {
     int id;                               /* 0-based, in generation order */
-    int sub;                              /* alternative of the space */
+    int sub;                              /* alternative of the space, -1: the defaults */
     char params[RF_TUNE_PARAMS_MAX];      /* the searched values, "k=100 shrink=5" */
     char full[RF_TUNE_PARAMS_MAX];        /* every parameter of the configured model */
     rf_trial_status status;

@@ -108,8 +108,8 @@ static int write_params(const char *dir, const char *name, const rf_tune_result 
             "# recfuse tune %s: %s = %.6f on the validation split (%s: %s), trial %d of %d, %s "
             "search, seed %llu\n# searched: %s\n%s\n",
             when, label, b->value[b->rung], r->info.protocol, r->detail, b->id, res->n_trials,
-            o->search == RF_TUNE_GRID ? "grid" : "random", (unsigned long long)o->seed, b->params,
-            b->full);
+            o->search == RF_TUNE_GRID ? "grid" : "random", (unsigned long long)o->seed,
+            b->params[0] ? b->params : "(the defaults won)", b->full);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         remove(tmp);
@@ -191,7 +191,8 @@ static int tune_one(rf_args *a, rf_store *st, const char *name, const rf_evalrun
            res.seconds, res.stopped ? ", stopped by --budget" : "");
     rf_tune_print(stdout, &res, top);
     const rf_tune_trial *b = &res.trials[res.best];
-    printf("best %s: %s = %.4f with %s\n", name, mlabel, b->value[b->rung], b->params);
+    printf("best %s: %s = %.4f with %s\n", name, mlabel, b->value[b->rung],
+           b->params[0] ? b->params : "(defaults)");
     fflush(stdout);
 
     char path[4096];

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/eval_int.h"
 #include "recfuse/error.h"
 #include "recfuse/eval.h"
 #include "recfuse/idmap.h"
@@ -236,6 +237,7 @@ typedef struct ectx {
 /* One thread's buffers. */
 typedef struct tscr {
     rf_scored *top; /* kmax */
+    float *cmax;    /* (n_mi + 63) / 64: top-k scratch */
     int32_t *rkd;   /* kmax dataset ids */
     int32_t *rkm;   /* kmax model ids */
     int32_t *relm;  /* max_rel: relevant model ids */
@@ -414,7 +416,7 @@ static int user_metrics(const ectx *c, tscr *s, int64_t i, int32_t u, int32_t mu
             out[(size_t)ki * RF_M_PER_USER + RF_M_AUC] = a;
     }
 
-    int n = rf_topk_select(sc, n_mi, c->kmax, NULL, s->top);
+    int n = rf_eval_topk(sc, n_mi, c->kmax, s->top, s->cmax);
     for (int j = 0; j < n; j++) {
         s->rkm[j] = s->top[j].id;
         s->rkd[j] = c->item_m2d ? c->item_m2d[s->top[j].id] : s->top[j].id;
@@ -657,6 +659,8 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
     int32_t *relm = rf_malloc_array(tT * (size_t)max_rel, sizeof *relm);
     float *aucbuf = rf_malloc_array(tT * (size_t)max_rel, sizeof *aucbuf);
     int32_t *aucibuf = rf_malloc_array(tT * (size_t)(4 * max_rel + 1), sizeof *aucibuf);
+    const size_t n_chunks = (size_t)(n_mi + 63) / 64 + 1;
+    float *cmaxbuf = rf_malloc_array(tT * n_chunks, sizeof *cmaxbuf);
     int32_t *catbuf = opts->item_category ? rf_malloc_array(tT * (size_t)kmax, sizeof *catbuf)
                                           : NULL;
     double *vsum = dim ? rf_malloc_array(tT * (size_t)dim, sizeof *vsum) : NULL;
@@ -676,7 +680,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
         hitems = rf_malloc_array(hn, sizeof *hitems);
         hweights = rf_malloc_array(hn, sizeof *hweights);
     }
-    if (!scores || !hists || !musers || !tops || !rk || !relm || !aucbuf || !aucibuf ||
+    if (!scores || !hists || !musers || !tops || !rk || !relm || !aucbuf || !aucibuf || !cmaxbuf ||
         (opts->item_category && !catbuf) || (dim && !vsum) || (sampled && !stamp) ||
         (opts->ratings && (!ritems || !rpred || !r_se || !r_n)) ||
         (translate_hist && (!hp || !hitems || !hweights))) {
@@ -726,6 +730,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
         rf_hist *hs = hists + (size_t)t * (size_t)B;
         int32_t *mus = musers + (size_t)t * (size_t)B;
         tscr s = {.top = tops + (size_t)t * kmax,
+                  .cmax = cmaxbuf + (size_t)t * n_chunks,
                   .rkd = rk + (size_t)t * 2 * kmax,
                   .rkm = rk + (size_t)t * 2 * kmax + kmax,
                   .relm = relm + (size_t)t * max_rel,
@@ -926,6 +931,7 @@ free_scratch:
     rf_free(relm);
     rf_free(aucbuf);
     rf_free(aucibuf);
+    rf_free(cmaxbuf);
     rf_free(catbuf);
     rf_free(vsum);
     rf_free(stamp);

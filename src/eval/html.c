@@ -300,11 +300,14 @@ static ticks nice_ticks(double lo, double hi, int target) {
     return t;
 }
 
-/* Plot frame: axes, grid, ticks and axis titles; maps values to pixels. */
+/* Plot frame: axes, grid, ticks and axis titles; maps values to pixels.
+ * The x domain is the ticks' range unless xpad widens it (so marks at the
+ * ends stay clear of the axes). */
 typedef struct frame {
     double x0, y0, w, h; /* plot area */
     ticks tx, ty;
     int x_numeric;
+    double xpad; /* domain [tx.lo - xpad, tx.hi + xpad] */
 } frame;
 
 static double fy(const frame *p, double v) {
@@ -312,7 +315,8 @@ static double fy(const frame *p, double v) {
 }
 
 static double fx(const frame *p, double v) {
-    return p->x0 + (v - p->tx.lo) / (p->tx.hi - p->tx.lo) * p->w;
+    double lo = p->tx.lo - p->xpad, hi = p->tx.hi + p->xpad;
+    return p->x0 + (v - lo) / (hi - lo) * p->w;
 }
 
 static void draw_frame(FILE *f, const frame *p, const char *xtitle, const char *ytitle) {
@@ -392,9 +396,19 @@ static void chart_bars(FILE *f, const char *label, int higher_better, int n,
     double slot = p.w / (n > 0 ? n : 1), bw = slot * 0.62;
     int dec = top >= 100 ? 1 : top >= 10 ? 2 : 3;
     for (int j = 0; j < n; j++) {
-        if (!isfinite(v[j]))
+        double x = p.x0 + slot * j + (slot - bw) / 2;
+        fprintf(f, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+                x + bw / 2, p.y0 + p.h + 16);
+        char nm[16];
+        snprintf(nm, sizeof nm, "%s", names[j]);
+        esc(f, nm);
+        fputs("</text>\n", f);
+        if (!isfinite(v[j])) { /* the model lacks the metric */
+            fprintf(f, "<text class=\"vlabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">n/a</text>\n",
+                    x + bw / 2, p.y0 + p.h - 4);
             continue;
-        double x = p.x0 + slot * j + (slot - bw) / 2, y = fy(&p, v[j] > 0 ? v[j] : 0);
+        }
+        double y = fy(&p, v[j] > 0 ? v[j] : 0);
         fprintf(f,
                 "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
                 "<title>",
@@ -416,12 +430,6 @@ static void chart_bars(FILE *f, const char *label, int higher_better, int n,
         }
         fprintf(f, "<text class=\"vlabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.*f</text>\n",
                 cx, lab_y, dec, v[j]);
-        fprintf(f, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx,
-                p.y0 + p.h + 16);
-        char nm[16];
-        snprintf(nm, sizeof nm, "%s", names[j]);
-        esc(f, nm);
-        fputs("</text>\n", f);
     }
     fputs("</svg>\n", f);
 }
@@ -572,6 +580,7 @@ static void chart_tune(FILE *f, json_t *t) {
         p.tx.decimals = 0;
         p.tx.n = (int)(p.tx.hi - p.tx.lo) + 1;
     }
+    p.xpad = 0.6;
     fprintf(f, "<svg class=\"chart\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                "role=\"img\" data-chart=\"tune\">\n",
             W, H, W, H);
@@ -635,6 +644,57 @@ static const char *g_css =
     "padding:1px 4px;border-radius:3px}"
     "details{margin:6px 0 14px}summary{cursor:pointer;color:#4e79a7;font-size:13px}";
 
+/* Metric labels of all models (a model may lack one another has, e.g.
+ * ILDemb), in table order: by cut-off, then the display order; the
+ * metrics not cut at K last. Returns the count. */
+#define MAX_LABELS (RF_EVAL_MAX_K * RF_M_COUNT + RF_M_COUNT)
+typedef struct lab {
+    const char *label;
+    int key;
+} lab;
+
+static int cmp_lab(const void *pa, const void *pb) {
+    const lab *a = pa, *b = pb;
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+static int metric_labels(json_t *root, const char **out) {
+    json_t *models = json_object_get(root, "models"), *ks = json_object_get(root, "ks");
+    lab labs[MAX_LABELS];
+    int n = 0;
+    for (size_t j = 0; j < json_array_size(models); j++) {
+        const char *label;
+        json_t *v;
+        json_object_foreach(json_object_get(json_array_get(models, j), "metrics"), label, v) {
+            int mt, k, dup = 0;
+            if (rf_metric_label_parse(label, &mt, &k) != 0)
+                continue;
+            for (int i = 0; i < n; i++)
+                dup |= strcmp(labs[i].label, label) == 0;
+            if (dup || n >= MAX_LABELS)
+                continue;
+            int ki = 0, oi = 0;
+            const int *order = k ? rf_eval_order_at_k : rf_eval_order_flat;
+            while (order[oi] >= 0 && order[oi] != mt)
+                oi++;
+            if (k) {
+                while (ki < (int)json_array_size(ks) &&
+                       json_integer_value(json_array_get(ks, (size_t)ki)) != k)
+                    ki++;
+            } else {
+                ki = RF_EVAL_MAX_K + 1;
+            }
+            labs[n].label = label;
+            labs[n].key = ki * 100 + oi;
+            n++;
+        }
+    }
+    qsort(labs, (size_t)n, sizeof *labs, cmp_lab);
+    for (int i = 0; i < n; i++)
+        out[i] = labs[i].label;
+    return n;
+}
+
 /* Model names of the report, in order. */
 static int model_names(json_t *root, const char **names, int max) {
     json_t *models = json_object_get(root, "models");
@@ -649,7 +709,8 @@ static int model_names(json_t *root, const char **names, int max) {
 static void metrics_table(FILE *f, json_t *root, int n, const char *const *names, int only_k) {
     json_t *models = json_object_get(root, "models");
     json_t *rows = json_object_get(json_object_get(root, "significance"), "rows");
-    json_t *m0 = json_object_get(json_array_get(models, 0), "metrics");
+    const char *labels[MAX_LABELS];
+    int n_labels = metric_labels(root, labels);
     fputs("<table class=\"metrics\"><thead><tr><th>metric</th>", f);
     for (int j = 0; j < n; j++) {
         fprintf(f, "<th class=\"num\"><span class=\"swatch\" style=\"background:%s\"></span>",
@@ -658,9 +719,8 @@ static void metrics_table(FILE *f, json_t *root, int n, const char *const *names
         fputs("</th>", f);
     }
     fputs("</tr></thead><tbody>\n", f);
-    const char *label;
-    json_t *v0;
-    json_object_foreach(m0, label, v0) {
+    for (int li = 0; li < n_labels; li++) {
+        const char *label = labels[li];
         int mt, k;
         if (rf_metric_label_parse(label, &mt, &k) != 0 || (only_k && k && k != only_k))
             continue;
@@ -683,6 +743,10 @@ static void metrics_table(FILE *f, json_t *root, int n, const char *const *names
             json_t *v = json_object_get(json_object_get(json_array_get(models, j), "metrics"),
                                         label);
             json_t *cell = json_object_get(srow, names[j]);
+            if (!json_is_number(v)) { /* the model lacks the metric */
+                fputs("<td class=\"num\">-</td>", f);
+                continue;
+            }
             fprintf(f, "<td class=\"num%s\" data-model=\"", j == best && n > 1 ? " best" : "");
             esc(f, names[j]);
             fputs("\" data-metric=\"", f);
@@ -692,10 +756,7 @@ static void metrics_table(FILE *f, json_t *root, int n, const char *const *names
                 fprintf(f, " title=\"vs %s: p = %.3g (t-test), %.3g (bootstrap)\"",
                         jstr(srow, "best", "?"), jnum(json_object_get(cell, "p_t")),
                         jnum(json_object_get(cell, "p_bootstrap")));
-            if (json_is_number(v))
-                fprintf(f, ">%.4f", json_number_value(v));
-            else
-                fputs(">-", f);
+            fprintf(f, ">%.4f", json_number_value(v));
             const char *mark = cell ? jstr(cell, "mark", "") : "";
             if (*mark)
                 fprintf(f, "<sup>%s</sup>", mark);
@@ -761,7 +822,8 @@ static void tuning_section(FILE *f, json_t *tun) {
         json_t *best = json_object_get(t, "best");
         if (best) {
             fputs("<p class=\"meta\">Best: <code>", f);
-            esc(f, jstr(best, "params", ""));
+            const char *bp = jstr(best, "params", "");
+            esc(f, bp[0] ? bp : "(defaults)");
             fprintf(f, "</code> = %.4f (stored in DIR/params/", jnum(json_object_get(best, "value")));
             esc(f, jstr(t, "model", "?"));
             fputs(".params)</p>\n", f);
@@ -797,7 +859,8 @@ static void tuning_section(FILE *f, json_t *tun) {
                 fputs("</td>", f);
             }
             fprintf(f, "<td class=\"num\">%.2f</td><td><code>", jnum(json_object_get(tr, "fit_seconds")));
-            esc(f, jstr(tr, "params", ""));
+            const char *ps = jstr(tr, "params", "");
+            esc(f, ps[0] ? ps : "(defaults)");
             fputs("</code></td></tr>\n", f);
         }
         fputs("</tbody></table>\n", f);
@@ -848,10 +911,10 @@ static int render(json_t *root, FILE *f) {
                "users; whiskers: 95%% confidence interval of the mean (1.96 standard errors) "
                "for per-user metrics.</p>\n<div class=\"charts\">\n",
             main_k);
-    json_t *m0 = json_object_get(json_array_get(models, 0), "metrics");
-    const char *label;
-    json_t *val;
-    json_object_foreach(m0, label, val) {
+    const char *labels[MAX_LABELS];
+    int n_labels = metric_labels(root, labels);
+    for (int li = 0; li < n_labels; li++) {
+        const char *label = labels[li];
         int mt, k;
         if (rf_metric_label_parse(label, &mt, &k) != 0 || (rf_metric_at_k(mt) && k != main_k))
             continue;

@@ -19,6 +19,13 @@
  * search per item was 5x slower on unpredictable data. The relevant items' own
  * pairs are removed in closed form: summed over all ordered pairs of m
  * relevant scores, [a > b] + [a == b]/2 is exactly m^2 / 2.
+ * The top-k selection of rf_evaluate (rf_eval_topk) gives what
+ * rf_topk_select gives, from a vectorised pass taking the maximum of each
+ * chunk of 64 scores: the k-th largest chunk maximum T is a lower bound
+ * of the k-th largest score (k distinct items reach it), so only chunks
+ * whose maximum reaches T - about k of them - are scanned into the heap.
+ * The best k by (score desc, id asc) do not depend on the order items are
+ * offered, so the result is identical.
  * Intra-list diversity by vectors uses sum_{i<j} cos(i, j) =
  * (|sum_i v_i|^2 - sum_i |v_i|^2) / 2 on unit vectors: O(L d), not
  * O(L^2 d). */
@@ -27,7 +34,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "eval/eval_int.h"
 #include "recfuse/eval.h"
+#include "recfuse/topk.h"
 
 static const char *const g_names[RF_M_COUNT] = {
     "P",   "R",   "NDCG", "MAP",    "HR",  "MRR",  "AUC", "Nov",
@@ -266,6 +275,53 @@ double rf_eval_auc(const float *scores, int32_t n, const int32_t *rel, int n_rel
         return 0.5;
     double s_neg = 0.5 * (double)s2 - 0.5 * (double)m * (double)m;
     return s_neg / ((double)n_rel_total * (double)n_neg);
+}
+
+/* Maximum of each chunk of 64 scores into cmax (NaN never wins). */
+RF_SIMD_CLONES
+static void chunk_max(const float *scores, int32_t n, float *cmax) {
+    for (int32_t j = 0, c = 0; j < n; j += 64, c++) {
+        const int32_t e = j + 64 < n ? j + 64 : n;
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (int32_t q = j; q < e; q++)
+            mx = scores[q] > mx ? scores[q] : mx;
+        cmax[c] = mx;
+    }
+}
+
+int rf_eval_topk(const float *scores, int32_t n, int k, rf_scored *out, float *cmax) {
+    rf_topk t;
+    if (k <= 0) {
+        rf_topk_init(&t, out, 0);
+        return 0;
+    }
+    const int32_t nch = (n + 63) / 64;
+    chunk_max(scores, n, cmax);
+    /* T = the k-th largest chunk maximum: k items score >= T, so no item
+     * below T is among the best k */
+    float thr = -INFINITY;
+    if (nch > k) {
+        rf_topk_init(&t, out, k);
+        for (int32_t c = 0; c < nch; c++)
+            if (cmax[c] > -INFINITY && (t.n < t.k || cmax[c] > t.heap[0].score))
+                rf_topk_push(&t, c, cmax[c]);
+        if (t.n == t.k)
+            thr = t.heap[0].score;
+    }
+    rf_topk_init(&t, out, k);
+    for (int32_t c = 0; c < nch; c++) {
+        if (!(cmax[c] >= thr) || cmax[c] == -INFINITY)
+            continue;
+        const int32_t e = (c + 1) * 64 < n ? (c + 1) * 64 : n;
+        for (int32_t q = c * 64; q < e; q++) {
+            const float x = scores[q];
+            if (x == -INFINITY || (t.n == t.k && !(x > t.heap[0].score)))
+                continue;
+            rf_topk_push(&t, q, x);
+        }
+    }
+    return rf_topk_finish(&t);
 }
 
 double rf_eval_novelty(const int32_t *ranked, int n, int k, const float *pop, int32_t n_pop,

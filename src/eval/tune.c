@@ -1,7 +1,8 @@
 /* tune.c - hyperparameter search with successive halving (tune.h).
  *
  * The tuner turns a search space into a list of configurations (grid or
- * seeded random draws), then runs them in rungs: each run creates the
+ * seeded random draws) after the model's defaults (trial 0, so tuning
+ * never ends below the defaults on validation), then runs them in rungs: each run creates the
  * model by name, applies the fixed parameters and the trial's, fits it on
  * the validation split's train part and scores the objective on the
  * validation part with rf_evaluate_ex. Between rungs the best 1/eta of
@@ -556,6 +557,43 @@ static int make_random(const rf_tune_space *s, const rf_tune_opts *o, cfgs *out,
     return 0;
 }
 
+/* Drop configurations that set the model exactly like an earlier one
+ * (e.g. a drawn value equal to the default), comparing the complete
+ * parameter text; configurations the model rejects are kept (their trial
+ * records the error). */
+static int dedupe_full(const char *model, const char *fixed, cfgs *c, rf_err *err) {
+    char(*full)[RF_TUNE_PARAMS_MAX] = rf_calloc((size_t)c->n, sizeof *full);
+    if (!full)
+        return rf_err_set(err, RF_ENOMEM, "out of memory");
+    int n = 0;
+    for (int i = 0; i < c->n; i++) {
+        rf_model *m = NULL;
+        int rc = rf_model_new(model, &m, NULL);
+        if (rc == RF_ENOMEM) {
+            rf_free(full);
+            return rf_err_set(err, RF_ENOMEM, "out of memory");
+        }
+        full[n][0] = 0;
+        if (rc == 0 && (!fixed || rf_model_set_params(m, fixed, NULL) == 0) &&
+            rf_model_set_params(m, c->text[i], NULL) == 0)
+            rf_model_params_format(m, full[n], sizeof full[n]);
+        rf_model_free(m);
+        int dup = 0;
+        for (int j = 0; j < n && full[n][0]; j++)
+            dup |= strcmp(full[j], full[n]) == 0;
+        if (dup)
+            continue;
+        if (n != i) {
+            memmove(c->text[n], c->text[i], sizeof c->text[0]);
+            c->sub[n] = c->sub[i];
+        }
+        n++;
+    }
+    c->n = n;
+    rf_free(full);
+    return 0;
+}
+
 /* ---- running -------------------------------------------------------------- */
 
 void rf_tune_opts_default(rf_tune_opts *o) {
@@ -744,6 +782,19 @@ int rf_tune_run(const char *model, const rf_tune_space *space, const rf_tune_dat
         rc = rf_err_set(err, RF_EINVAL, "tune: no configuration to try");
         goto out_cfg;
     }
+    /* Trial 0 is the model's defaults (with the fixed parameters): tuning
+     * never returns a configuration worse than the defaults on the
+     * validation split. */
+    if ((rc = cfgs_add(&cf, "", -1))) {
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        goto out_cfg;
+    }
+    memmove(cf.text + 1, cf.text, (size_t)(cf.n - 1) * sizeof *cf.text);
+    memmove(cf.sub + 1, cf.sub, (size_t)(cf.n - 1) * sizeof *cf.sub);
+    cf.text[0][0] = 0;
+    cf.sub[0] = -1;
+    if ((rc = dedupe_full(model, o->fixed, &cf, err)))
+        goto out_cfg;
 
     /* Rungs and their budgets. */
     int R = o->rungs;
@@ -927,7 +978,7 @@ void rf_tune_print(FILE *out, const rf_tune_result *r, int top) {
         else
             snprintf(val, sizeof val, "%s", status_name(t->status));
         fprintf(out, "%-4d  %5d  %-8s  %10s  %8.2f  %s\n", i + 1, t->id, budget, val,
-                t->fit_seconds, t->params);
+                t->fit_seconds, t->params[0] ? t->params : "(defaults)");
     }
     if (n < r->n_trials)
         fprintf(out, "... %d more\n", r->n_trials - n);
