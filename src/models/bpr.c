@@ -20,24 +20,40 @@
  * DESIGN - parallel and deterministic. Hogwild SGD (threads updating
  * shared factors without locks) is fast but its result depends on how the
  * threads interleave, so it is neither reproducible nor independent of the
- * thread count. Here users and items are dealt into B = `blocks` groups
- * each (seeded shuffle, equal counts), which cuts the matrix into B x B
- * strata. An epoch is B sub-epochs; in sub-epoch s the B strata
- * (t, (t + s) mod B), t < B, are processed in parallel (OpenMP, dynamic
- * schedule). These strata share no user and no item, so threads update
- * the shared float32 factors without locks and without ever touching the
- * same row, and each stratum draws from its own rf_rng_stream of (seed,
- * epoch, sub-epoch, stratum). The result is therefore bit-identical for a
- * given seed whatever the thread count (1 thread or 64), and no atomics or
- * locks are needed. Stratum (t, c) draws as many samples as it holds
- * positives, so an epoch is still nnz samples; the price is that the
- * negative of a positive in item group c is drawn from group c only (for
- * a random group of n_items / B items). Over a user's positives this is
- * near uniform; blocks=1 is exactly uniform and serial. B bounds the
- * useful thread count (keep blocks >= 2 x threads for load balance).
- * A positive is sampled with replacement, as in implicit; a drawn negative
- * that is one of the user's items is redrawn (up to 32 times; then the
- * sample is skipped), checked by binary search in the user's row.
+ * thread count. Here users are dealt into B = `blocks` groups and items
+ * into G = 2B groups (seeded shuffle, equal sizes), cutting the matrix
+ * into B x G strata. The G item groups are paired by a round-robin
+ * tournament: G - 1 rounds, each a perfect matching into B pairs {a, b},
+ * every pair meeting once. An epoch is (G - 1) x B sub-epochs; in
+ * sub-epoch (r, s), task t (t < B) owns user group t and the item groups
+ * of pair (t + s) mod B of round r, draws its positives from strata
+ * (t, a) and (t, b) and its negatives from groups a and b. The B tasks of
+ * a sub-epoch share no user and no item, so threads (OpenMP, dynamic
+ * schedule) update the shared float32 factors without locks or atomics
+ * and never touch the same row; each task draws from its own
+ * rf_rng_stream of (seed, epoch, round, sub-epoch, task). The result is
+ * bit-identical for a seed whatever the thread count. Sampling stays
+ * BPR's: positives uniform over the training pairs (each task takes its
+ * strata's share, with replacement, as implicit does: nnz samples an
+ * epoch), negatives uniform over all items - a positive in group a gets a
+ * negative from b with weight |b| and from a with weight |a| / (G - 1),
+ * and over the G - 1 sub-epochs that hold group a every item group is
+ * equally likely. A drawn negative that is one of the user's items is
+ * redrawn (up to 32 times, then the sample is skipped), checked against
+ * the user's few pairs in that stratum. blocks bounds the useful thread
+ * count (keep blocks >= 2 x threads); sub-epochs smaller than 20,000
+ * samples run on one thread (a barrier costs more), with the same result.
+ *
+ * Speed: during training users and items get internal ids ordered by
+ * group, so a task's factor rows are contiguous (few pages: a 20M-pair
+ * epoch touches each row from a 2 MB window instead of the whole 35 MB
+ * user matrix); the large arrays ask for transparent huge pages; samples
+ * go through a three-stage software pipeline that prefetches their
+ * strata entries and factor rows a few samples ahead of the update.
+ * Memory on top of the dataset: the model (4 (users + items) f + 8 items
+ * bytes), a training copy of the factors of the same size, 8 bytes per
+ * training pair (the strata) and 8 G bytes per user (each user's segment
+ * in each stratum).
  *
  * Unknown users: with a history, the user vector is folded in by
  * fold_epochs SGD passes over the history (item factors fixed, uniform
@@ -49,6 +65,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "models/sgd.h"
 #include "recfuse/binfile.h"
@@ -77,14 +94,14 @@ typedef struct bpr_impl {
 } bpr_impl;
 
 static const rf_param_def bpr_defs[] = {
-    {"factors", RF_P_INT, offsetof(bpr_params, factors), 64, 1, 1000, NULL,
+    {"factors", RF_P_INT, offsetof(bpr_params, factors), 128, 1, 1000, NULL,
      "latent factors per user and item"},
-    {"epochs", RF_P_INT, offsetof(bpr_params, epochs), 100, 1, 100000, NULL,
+    {"epochs", RF_P_INT, offsetof(bpr_params, epochs), 300, 1, 100000, NULL,
      "passes; one pass draws as many samples as there are interactions"},
-    {"lr", RF_P_DOUBLE, offsetof(bpr_params, lr), 0.05, 1e-7, 10, NULL, "SGD learning rate"},
-    {"reg", RF_P_DOUBLE, offsetof(bpr_params, reg), 0.001, 0, 10, NULL,
+    {"lr", RF_P_DOUBLE, offsetof(bpr_params, lr), 0.01, 1e-7, 10, NULL, "SGD learning rate"},
+    {"reg", RF_P_DOUBLE, offsetof(bpr_params, reg), 0.002, 0, 10, NULL,
      "L2 regularisation of the factors (per sample)"},
-    {"reg_bias", RF_P_DOUBLE, offsetof(bpr_params, reg_bias), 0.001, 0, 10, NULL,
+    {"reg_bias", RF_P_DOUBLE, offsetof(bpr_params, reg_bias), 0.002, 0, 10, NULL,
      "L2 regularisation of the item biases (per sample)"},
     {"sampler", RF_P_ENUM, offsetof(bpr_params, sampler), 0, 0, 1, "uniform,warp",
      "uniform: BPR with uniform negatives; warp: WARP rank-weighted hinge"},
@@ -92,7 +109,7 @@ static const rf_param_def bpr_defs[] = {
      "WARP: negatives drawn per positive before giving up"},
     {"blocks", RF_P_INT, offsetof(bpr_params, blocks), 16, 1, 4096, NULL,
      "user and item groups of the lock-free parallel schedule (>= 2 x threads)"},
-    {"fold_epochs", RF_P_INT, offsetof(bpr_params, fold_epochs), 50, 1, 100000, NULL,
+    {"fold_epochs", RF_P_INT, offsetof(bpr_params, fold_epochs), 200, 1, 100000, NULL,
      "SGD passes over a new user's history to fold in the user vector"},
     {"seed", RF_P_INT, offsetof(bpr_params, seed), 42, 0, 2147483647, NULL,
      "random seed (initialisation, groups and samples)"},
@@ -157,29 +174,32 @@ typedef struct useg {
     uint32_t off, cnt;
 } useg;
 
-/* Everything one task reads. */
+/* Everything one task reads. Users and items carry internal ids during
+ * training: sorted by (group, id), so a group's factor rows are
+ * contiguous (few pages and cache sets per task). */
 typedef struct train_ctx {
-    const rf_csr *ui;
     const bpr_params *pp;
-    bpr_impl *p;
-    int32_t n_items;
-    int G;                    /* item groups, 2 x blocks */
-    const int32_t *sp;        /* positives (u, i) of every stratum, concatenated, 2 x nnz,
-                                 sorted by (u, i) within a stratum */
-    const useg *seg;          /* n_users x G: u's pairs in stratum (group(u), c) */
-    const int64_t *st_off;    /* B*G + 1 offsets into sp pairs; stratum (t, g) = t*G + g */
-    const int32_t *blk_items; /* items of every group, concatenated */
-    const int32_t *blk_off;   /* G + 1 offsets into blk_items */
+    int f, B, G;
+    int32_t n_users, n_items;
+    float *P, *Q, *bias;      /* internal-id factor rows and item biases */
+    const int32_t *sp;        /* positives (U, I) of every stratum, concatenated, 2 x nnz,
+                                 sorted by (U, I) within a stratum */
+    const int64_t *st_off;    /* B*G + 1 offsets into sp pairs; stratum (t, c) = t*G + c */
+    const useg *seg;          /* G x n_users: seg[c * n_users + U], U's pairs in stratum
+                                 (group(U), c) */
+    const int32_t *ig_start;  /* G + 1: item group c is internal ids [ig_start[c], ig_start[c+1]) */
     float log_items;          /* ln(n_items), WARP's weight scale */
 } train_ctx;
 
-/* A drawn sample: positive (u, i), its stratum side, a first negative. */
+/* A drawn sample: stratum index x, positive (U, I), a first negative J,
+ * whether the positive is in group a, whether J is. */
 typedef struct draw {
+    int64_t x;
     int32_t u, i, j;
-    int in_a, side; /* positive in group a; negative candidate in group a */
+    int in_a, side;
 } draw;
 
-/* Prefetch the f floats at v (one line per 16 floats). */
+/* Prefetch the f floats at v for writing (one line per 16 floats). */
 static inline void prefetch_vec(const float *v, int f) {
     for (int k = 0; k < f; k += 16) __builtin_prefetch(v + k, 1, 3);
 }
@@ -203,7 +223,7 @@ static inline int in_segment(const int32_t *sp, int64_t lo, uint32_t n, int32_t 
     return lo < end && sp[2 * lo + 1] == j;
 }
 
-#define AHEAD 4 /* samples drawn (and prefetched) ahead of their update; power of 2 */
+#define AHEAD 4 /* pipeline distance in samples between stages; power of 2 */
 
 /* One task: user group t owns item groups a and b (a != b) for one
  * sub-epoch. It draws about (n_ta + n_tb) / (G - 1) positives uniformly
@@ -212,14 +232,19 @@ static inline int in_segment(const int32_t *sp, int64_t lo, uint32_t n, int32_t 
  * weight |a| / (G - 1) (the G - 1 sub-epochs that pair a share the
  * draws within a), which makes every item equally likely over an epoch.
  * A negative is checked against the user's pairs in its group's stratum
- * (a few entries, already in cache). Samples are drawn AHEAD updates
- * ahead and their factor rows prefetched, so memory latency overlaps the
- * arithmetic of the samples in between. The summed per-sample loss term
- * (BPR: sigmoid(-x), the step's coefficient, cheaper than the log-loss;
- * WARP: the weighted hinge) goes to *loss, the update count to *updates. */
+ * (a few entries, usually in cache).
+ *
+ * Samples flow through a three-stage software pipeline, AHEAD samples
+ * apart: (1) draw the positive's index and prefetch its pair; (2) read
+ * the pair, draw the first negative and prefetch the three factor rows
+ * and the user's stratum segments; (3) update. Memory latency thus
+ * overlaps the arithmetic of the samples in between. The summed
+ * per-sample loss term (BPR: sigmoid(-x), the step's coefficient, cheaper
+ * than the log-loss; WARP: the weighted hinge) goes to *loss, the update
+ * count to *updates. */
 static void run_task(const train_ctx *cx, int t, int a, int b, uint64_t stream, double *loss,
                      int64_t *updates) {
-    const int G = cx->G;
+    const int G = cx->G, f = cx->f;
     const int64_t la = cx->st_off[(int64_t)t * G + a], na = cx->st_off[(int64_t)t * G + a + 1] - la;
     const int64_t lb = cx->st_off[(int64_t)t * G + b], nb = cx->st_off[(int64_t)t * G + b + 1] - lb;
     *loss = 0;
@@ -228,48 +253,52 @@ static void run_task(const train_ctx *cx, int t, int a, int b, uint64_t stream, 
     rf_rng g;
     rf_rng_stream(&g, (uint64_t)cx->pp->seed, stream);
     const int64_t n = (int64_t)((double)(na + nb) / (G - 1) + rf_rng_uniform(&g));
-    const int32_t *items_a = cx->blk_items + cx->blk_off[a], *items_b = cx->blk_items + cx->blk_off[b];
-    const int32_t ca = cx->blk_off[a + 1] - cx->blk_off[a], cb = cx->blk_off[b + 1] - cx->blk_off[b];
+    const int32_t sa0 = cx->ig_start[a], sb0 = cx->ig_start[b];
+    const int32_t ca = cx->ig_start[a + 1] - sa0, cb = cx->ig_start[b + 1] - sb0;
     /* P(negative from the positive's own group) for positives in a and in b */
     const double own_a = ca / (double)(G - 1) / (ca / (double)(G - 1) + cb);
     const double own_b = cb / (double)(G - 1) / (cb / (double)(G - 1) + ca);
-    const int f = cx->p->f;
     const float lr = (float)cx->pp->lr, reg = (float)cx->pp->reg, reg_b = (float)cx->pp->reg_bias;
-    float *P = cx->p->P, *Q = cx->p->Q, *bias = cx->p->b;
+    float *P = cx->P, *Q = cx->Q, *bias = cx->bias;
     const int32_t *sp = cx->sp;
-    const useg *seg = cx->seg;
+    const useg *seg_a = cx->seg + (int64_t)a * cx->n_users, *seg_b = cx->seg + (int64_t)b * cx->n_users;
     const int warp = cx->pp->sampler == SAMPLER_WARP;
     const int trials = warp ? cx->pp->warp_trials : NEG_TRIES;
     double sum = 0;
     int64_t upd = 0;
 /* a negative candidate for a positive on side in_a (1: group a); the
- * candidate's side into `side` */
+ * candidate's side into `side`; -1 when its group is empty */
 #define DRAW_NEG(in_a, side)                                                                  \
     ((side) = (rf_rng_uniform(&g) < ((in_a) ? own_a : own_b)) ? (in_a) : !(in_a),            \
-     (side) ? (ca ? items_a[rf_rng_below(&g, (uint64_t)ca)] : -1)                             \
-            : (cb ? items_b[rf_rng_below(&g, (uint64_t)cb)] : -1))
-    draw ring[AHEAD];
+     (side) ? (ca ? sa0 + (int32_t)rf_rng_below(&g, (uint64_t)ca) : -1)                       \
+            : (cb ? sb0 + (int32_t)rf_rng_below(&g, (uint64_t)cb) : -1))
+    draw ring[2 * AHEAD];
     memset(ring, 0, sizeof ring);
-    for (int64_t k = 0; k < n + AHEAD; k++) {
-        if (k < n) { /* draw sample k, updated AHEAD iterations later */
-            draw *d = &ring[k & (AHEAD - 1)];
+    const int64_t mask = 2 * AHEAD - 1;
+    for (int64_t k = 0; k < n + 2 * AHEAD; k++) {
+        if (k < n) { /* stage 1: sample k's positive */
+            draw *d = &ring[k & mask];
             int64_t x = (int64_t)rf_rng_below(&g, (uint64_t)(na + nb));
             d->in_a = x < na;
-            x = d->in_a ? la + x : lb + (x - na);
-            d->u = sp[2 * x];
-            d->i = sp[2 * x + 1];
+            d->x = d->in_a ? la + x : lb + (x - na);
+            __builtin_prefetch(sp + 2 * d->x, 0, 3);
+        }
+        if (k >= AHEAD && k - AHEAD < n) { /* stage 2: sample k - AHEAD */
+            draw *d = &ring[(k - AHEAD) & mask];
+            d->u = sp[2 * d->x];
+            d->i = sp[2 * d->x + 1];
             d->j = DRAW_NEG(d->in_a, d->side);
             prefetch_vec(P + (int64_t)d->u * f, f);
             prefetch_vec(Q + (int64_t)d->i * f, f);
             if (d->j >= 0) prefetch_vec(Q + (int64_t)d->j * f, f);
-            __builtin_prefetch(seg + (int64_t)d->u * G + a, 0, 3);
-            __builtin_prefetch(seg + (int64_t)d->u * G + b, 0, 3);
+            __builtin_prefetch(seg_a + d->u, 0, 3);
+            __builtin_prefetch(seg_b + d->u, 0, 3);
         }
-        if (k < AHEAD) continue;
-        const draw cur = ring[(k - AHEAD) & (AHEAD - 1)];
+        if (k < 2 * AHEAD) continue;
+        /* stage 3: update with sample k - 2 AHEAD */
+        const draw cur = ring[(k - 2 * AHEAD) & mask];
         const int32_t u = cur.u, i = cur.i;
-        /* u's pairs in the strata of its group with item groups a and b */
-        const useg sa = seg[(int64_t)u * G + a], sb = seg[(int64_t)u * G + b];
+        const useg sa = seg_a[u], sb = seg_b[u];
         float *pu = P + (int64_t)u * f, *qi = Q + (int64_t)i * f;
         /* BPR: the first candidate that is not u's; WARP: the first that is
          * not u's and violates the margin, x < 1 */
@@ -318,6 +347,38 @@ void rf_bpr_round_pair(int G, int r, int k, int *a, int *b) {
     }
 }
 
+/* Ask for transparent huge pages on a large training array (fewer TLB
+ * misses on random rows); a hint, failures are ignored. */
+static void advise_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
+    if (bytes >= (4u << 20) && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+/* Deal n ids into `groups` groups of equal size (seeded shuffle, round
+ * robin) and number them by (group, id): intl[id] is the internal id,
+ * ext[internal] the id, start[0..groups] each group's first internal id. */
+static void deal_groups(int32_t n, int groups, rf_rng *g, int32_t *perm, int32_t *intl,
+                        int32_t *ext, int32_t *start) {
+    for (int32_t k = 0; k < n; k++) perm[k] = k;
+    rf_rng_shuffle_i32(g, perm, n);
+    for (int c = 0; c <= groups; c++) start[c] = 0;
+    for (int32_t k = 0; k < n; k++) intl[perm[k]] = k % groups; /* group for now */
+    for (int32_t id = 0; id < n; id++) start[intl[id] + 1]++;
+    for (int c = 0; c < groups; c++) start[c + 1] += start[c];
+    for (int c = 0; c < groups; c++) perm[c] = start[c]; /* next free internal id */
+    for (int32_t id = 0; id < n; id++) {
+        int32_t x = perm[intl[id]]++;
+        intl[id] = x;
+        ext[x] = id;
+    }
+}
+
 static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const bpr_params *pp = m->params;
     bpr_impl *p = m->impl;
@@ -339,63 +400,84 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     }
     if (ui->nnz == 0 || ni < 2) return 0; /* nothing to learn: popularity and noise */
 
-    int32_t *ub = rf_malloc_array((size_t)nu + 1, sizeof *ub);
-    int32_t *ib = rf_malloc_array((size_t)ni + 1, sizeof *ib);
-    int32_t *perm = rf_malloc_array((size_t)(nu > ni ? nu : ni) + 1, sizeof *perm);
-    int32_t *blk_items = rf_malloc_array((size_t)ni, sizeof *blk_items);
-    int32_t *blk_off = rf_calloc((size_t)G + 1, sizeof *blk_off);
+    int32_t *perm = rf_malloc_array((size_t)(nu > ni ? nu : ni) + (size_t)G + 1, sizeof *perm);
+    int32_t *uint_ = rf_malloc_array((size_t)nu + 1, sizeof *uint_);
+    int32_t *uext = rf_malloc_array((size_t)nu + 1, sizeof *uext);
+    int32_t *iint = rf_malloc_array((size_t)ni + 1, sizeof *iint);
+    int32_t *iext = rf_malloc_array((size_t)ni + 1, sizeof *iext);
+    int32_t *ug_start = rf_malloc_array((size_t)B + 1, sizeof *ug_start);
+    int32_t *ig_start = rf_malloc_array((size_t)G + 1, sizeof *ig_start);
+    int32_t *igrp = rf_malloc_array((size_t)ni + 1, sizeof *igrp); /* internal item -> group */
     int64_t *st_off = rf_calloc((size_t)B * G + 1, sizeof *st_off);
     int64_t *fill = rf_malloc_array((size_t)B * G, sizeof *fill);
     int32_t *sp = rf_malloc_array((size_t)ui->nnz * 2, sizeof *sp);
     useg *seg = rf_calloc((size_t)nu * (size_t)G + 1, sizeof *seg);
+    float *P = rf_malloc_array((size_t)nu * (size_t)f + 1, sizeof *P);
+    float *Q = rf_malloc_array((size_t)ni * (size_t)f + 1, sizeof *Q);
+    float *bias = rf_calloc((size_t)ni + 1, sizeof *bias);
     double *loss = rf_malloc_array((size_t)B, sizeof *loss);
     int64_t *upd = rf_malloc_array((size_t)B, sizeof *upd);
     rf_progress *prog = NULL;
-    if (!ub || !ib || !perm || !blk_items || !blk_off || !st_off || !fill || !sp || !seg ||
-        !loss || !upd) {
+    if (!perm || !uint_ || !uext || !iint || !iext || !ug_start || !ig_start || !igrp || !st_off || !fill ||
+        !sp || !seg || !P || !Q || !bias || !loss || !upd) {
         rc = rf_err_set(err, RF_ENOMEM, "bpr: out of memory for %lld training pairs",
                         (long long)ui->nnz);
         goto done;
     }
-    /* groups: seeded shuffle, then round robin (equal sizes) */
+    advise_huge(sp, (size_t)ui->nnz * 2 * sizeof *sp);
+    advise_huge(seg, (size_t)nu * (size_t)G * sizeof *seg);
+    advise_huge(P, (size_t)nu * (size_t)f * sizeof *P);
+    advise_huge(Q, (size_t)ni * (size_t)f * sizeof *Q);
     rf_rng g;
     rf_rng_stream(&g, seed, 3);
-    for (int32_t u = 0; u < nu; u++) perm[u] = u;
-    rf_rng_shuffle_i32(&g, perm, nu);
-    for (int32_t k = 0; k < nu; k++) ub[perm[k]] = k % B;
-    for (int32_t i = 0; i < ni; i++) perm[i] = i;
-    rf_rng_shuffle_i32(&g, perm, ni);
-    for (int32_t k = 0; k < ni; k++) ib[perm[k]] = k % G;
-    for (int32_t i = 0; i < ni; i++) blk_off[ib[i] + 1]++;
-    for (int c = 0; c < G; c++) blk_off[c + 1] += blk_off[c];
-    for (int c = 0; c < G; c++) fill[c] = blk_off[c];
-    for (int32_t i = 0; i < ni; i++) blk_items[fill[ib[i]]++] = i;
-    /* strata: counting sort of the positives by (user group, item group) */
-    for (int32_t u = 0; u < nu; u++)
+    deal_groups(nu, B, &g, perm, uint_, uext, ug_start);
+    deal_groups(ni, G, &g, perm, iint, iext, ig_start);
+    for (int c = 0; c < G; c++)
+        for (int32_t x = ig_start[c]; x < ig_start[c + 1]; x++) igrp[x] = c;
+    for (int32_t x = 0; x < nu; x++)
+        memcpy(P + (int64_t)x * f, p->P + (int64_t)uext[x] * f, (size_t)f * sizeof *P);
+    for (int32_t x = 0; x < ni; x++)
+        memcpy(Q + (int64_t)x * f, p->Q + (int64_t)iext[x] * f, (size_t)f * sizeof *Q);
+    /* strata: positives by (user group, item group), then (U, I) inside */
+    int t = 0;
+    for (int32_t x = 0; x < nu; x++) {
+        while (x >= ug_start[t + 1]) t++;
+        const int32_t u = uext[x];
         for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++)
-            st_off[(int64_t)ub[u] * G + ib[ui->indices[q]] + 1]++;
-    for (int64_t s = 0; s < (int64_t)B * G; s++) st_off[s + 1] += st_off[s];
-    for (int64_t s = 0; s < (int64_t)B * G; s++)
-        if (st_off[s + 1] - st_off[s] > (int64_t)UINT32_MAX) {
+            st_off[(int64_t)t * G + igrp[iint[ui->indices[q]]] + 1]++;
+    }
+    for (int64_t s = 0; s < (int64_t)B * G; s++) {
+        if (st_off[s + 1] > (int64_t)UINT32_MAX) {
             rc = rf_err_set(err, RF_ETOOBIG, "bpr: a stratum holds 2^32 pairs or more; raise blocks");
             goto done;
         }
+        st_off[s + 1] += st_off[s];
+    }
     memcpy(fill, st_off, (size_t)B * G * sizeof *fill);
-    for (int32_t u = 0; u < nu; u++) {
-        for (int c = 0; c < G; c++) { /* u's pairs start here in each of its strata */
-            int64_t s = (int64_t)ub[u] * G + c;
-            seg[(int64_t)u * G + c].off = (uint32_t)(fill[s] - st_off[s]);
+    t = 0;
+    int32_t *row = perm; /* scratch: one user's internal items, sorted */
+    for (int32_t x = 0; x < nu; x++) {
+        while (x >= ug_start[t + 1]) t++;
+        const int32_t u = uext[x];
+        int32_t rn = (int32_t)(ui->indptr[u + 1] - ui->indptr[u]);
+        for (int32_t k = 0; k < rn; k++) row[k] = iint[ui->indices[ui->indptr[u] + k]];
+        /* within a group internal ids follow the ids, so each stratum's
+         * run of this user comes out sorted */
+        for (int c = 0; c < G; c++) {
+            int64_t s = (int64_t)t * G + c;
+            seg[(int64_t)c * nu + x].off = (uint32_t)(fill[s] - st_off[s]);
         }
-        for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
-            int64_t s = (int64_t)ub[u] * G + ib[ui->indices[q]];
-            sp[2 * fill[s]] = u;
-            sp[2 * fill[s] + 1] = ui->indices[q];
+        for (int32_t k = 0; k < rn; k++) {
+            int32_t ix = row[k], c = igrp[ix];
+            int64_t s = (int64_t)t * G + c;
+            sp[2 * fill[s]] = x;
+            sp[2 * fill[s] + 1] = ix;
             fill[s]++;
-            seg[(int64_t)u * G + ib[ui->indices[q]]].cnt++;
+            seg[(int64_t)c * nu + x].cnt++;
         }
     }
 
-    train_ctx cx = {ui, pp, p, ni, G, sp, seg, st_off, blk_items, blk_off, logf((float)ni)};
+    train_ctx cx = {pp, f, B, G, nu, ni, P, Q, bias, sp, st_off, seg, ig_start, logf((float)ni)};
     const int nth = rf_threads() < B ? rf_threads() : B;
     /* Sub-epochs with little work run on the calling thread: a parallel
      * region costs a barrier (much more on a busy machine), and which
@@ -409,18 +491,19 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
             for (int s = 0; s < B; s++) {
                 uint64_t base = 16 + (((uint64_t)e * (G - 1) + (uint64_t)r) * B + (uint64_t)s) * B;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (par)
-                for (int t = 0; t < B; t++) {
+                for (int tt = 0; tt < B; tt++) {
                     int a, b;
-                    rf_bpr_round_pair(G, r, (t + s) % B, &a, &b);
-                    run_task(&cx, t, a, b, base + (uint64_t)t, &loss[t], &upd[t]);
+                    rf_bpr_round_pair(G, r, (tt + s) % B, &a, &b);
+                    run_task(&cx, tt, a, b, base + (uint64_t)tt, &loss[tt], &upd[tt]);
                 }
-                for (int t = 0; t < B; t++) { /* in task order: deterministic */
-                    ep_loss += loss[t];
-                    ep_upd += upd[t];
+                for (int tt = 0; tt < B; tt++) { /* in task order: deterministic */
+                    ep_loss += loss[tt];
+                    ep_upd += upd[tt];
                 }
             }
-        rf_log(RF_LOG_DEBUG, "bpr.epoch", "epoch=%d loss_term=%.6f updates=%lld positives=%lld", e + 1,
-               ep_upd ? ep_loss / (double)ep_upd : 0.0, (long long)ep_upd, (long long)ui->nnz);
+        rf_log(RF_LOG_DEBUG, "bpr.epoch", "epoch=%d loss_term=%.6f updates=%lld positives=%lld",
+               e + 1, ep_upd ? ep_loss / (double)ep_upd : 0.0, (long long)ep_upd,
+               (long long)ui->nnz);
         if (!isfinite(ep_loss)) {
             rc = rf_err_set(err, RF_ERANGE, "bpr: training diverged in epoch %d (lower lr, now %g)",
                             e + 1, pp->lr);
@@ -428,17 +511,30 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
         }
         rf_progress_set(prog, e + 1);
     }
+    /* back to the model's ids */
+    for (int32_t x = 0; x < nu; x++)
+        memcpy(p->P + (int64_t)uext[x] * f, P + (int64_t)x * f, (size_t)f * sizeof *P);
+    for (int32_t x = 0; x < ni; x++) {
+        memcpy(p->Q + (int64_t)iext[x] * f, Q + (int64_t)x * f, (size_t)f * sizeof *Q);
+        p->b[iext[x]] = bias[x];
+    }
 done:
     rf_progress_finish(prog);
-    rf_free(ub);
-    rf_free(ib);
     rf_free(perm);
-    rf_free(blk_items);
-    rf_free(blk_off);
+    rf_free(uint_);
+    rf_free(uext);
+    rf_free(iint);
+    rf_free(iext);
+    rf_free(ug_start);
+    rf_free(ig_start);
+    rf_free(igrp);
     rf_free(st_off);
     rf_free(fill);
     rf_free(sp);
     rf_free(seg);
+    rf_free(P);
+    rf_free(Q);
+    rf_free(bias);
     rf_free(loss);
     rf_free(upd);
     return rc;
@@ -556,6 +652,13 @@ static int bpr_user_dim(const rf_model *m) {
     return p ? p->f : 0;
 }
 
+static const float *bpr_item_vectors(const rf_model *m, int *dim) {
+    const bpr_impl *p = m->impl;
+    if (!p || !p->Q) return NULL;
+    *dim = p->f;
+    return p->Q;
+}
+
 static int bpr_fold_in(const rf_model *m, const rf_hist *h, float *vec, rf_err *err) {
     return bpr_fold(m, h, vec, err);
 }
@@ -637,4 +740,5 @@ const rf_model_ops rf_model_bpr_ops = {
     .user_dim = bpr_user_dim,
     .fold_in = bpr_fold_in,
     .score_items = bpr_score_items,
+    .item_vectors = bpr_item_vectors,
 };

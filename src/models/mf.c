@@ -145,4 +145,5 @@ const rf_model_ops rf_model_mf_ops = {
     .fold_in = rf_rating_fold_in,
     .score_items = rf_rating_score_items,
     .data_defaults = rf_rating_data_defaults,
+    .item_vectors = rf_rating_item_vectors,
 };

@@ -126,6 +126,7 @@ int rf_rating_score_items(const rf_model *m, int32_t user, const rf_hist *h,
                           const int32_t *items, int32_t n, float *out, struct rf_err *err);
 int rf_rating_user_dim(const rf_model *m);
 int rf_rating_fold_in(const rf_model *m, const rf_hist *h, float *vec, struct rf_err *err);
+const float *rf_rating_item_vectors(const rf_model *m, int *dim);
 /* The dataset options mf and svdpp train on: rating events only, their
  * values, the latest rating of a re-rated item, no decay, not binary. */
 void rf_rating_data_defaults(rf_dataset_opts *o);

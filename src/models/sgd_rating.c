@@ -300,6 +300,13 @@ int rf_rating_user_dim(const rf_model *m) {
     return p ? p->f : 0;
 }
 
+const float *rf_rating_item_vectors(const rf_model *m, int *dim) {
+    const rf_rating_impl *p = m->impl;
+    if (!p || !p->Q) return NULL;
+    *dim = p->f;
+    return p->Q;
+}
+
 int rf_rating_fold_in(const rf_model *m, const rf_hist *h, float *vec, rf_err *err) {
     float bias;
     return fold_user(m, h, vec, &bias, err);
