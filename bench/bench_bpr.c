@@ -121,7 +121,8 @@ int main(int argc, char **argv) {
         for (int r = 0; r < runs; r++) {
             rf_model *m = NULL;
             rf_err err;
-            if ((rc = rf_model_new("bpr", &m, &err)) || (rc = rf_model_set_params(m, cfgs[c], &err))) {
+            if ((rc = rf_model_new("bpr", &m, &err)) ||
+                (rc = rf_model_set_params(m, cfgs[c], &err))) {
                 fprintf(stderr, "bench_bpr: %s\n", err.msg);
                 rf_model_free(m);
                 return 2;

@@ -2,7 +2,7 @@
 # `make bench`: the benchmarks the issues ask for. Prints figures; decides
 # nothing. Long: generates a 20M-event shop (about 1 GB of TSV) under
 # $BENCH_DIR (default build/bench). Select parts with BENCH=import,build,ml100k
-# (the default) and the speed parts ials,itemknn,bpr,rules,eval (BENCH=all for all).
+# (the default) and the speed parts ials,itemknn,bpr,rules,eval,rmse (BENCH=all for all).
 # MovieLens parts skip with a message when ../shared/data is absent.
 set -uo pipefail
 BUILD=${1:-build}
@@ -58,7 +58,7 @@ if want itemknn; then
 fi
 if want bpr && [ -x "$BUILD/bench_bpr" ]; then
   echo "## BPR, Protocol C (64 factors, 15 epochs, 2 threads)"
-  "$BUILD/bench_bpr"
+  "$BUILD/bench_bpr" 2 3 factors=64,epochs=15
 fi
 if want rules; then
   echo "## association rules on 1M baskets"
@@ -67,4 +67,8 @@ fi
 if want eval; then
   echo "## full-ranking evaluation of a 64-factor model over 138k users x 27k items"
   "$BUILD/bench_eval" 3
+fi
+if want rmse; then
+  echo "## Protocol B: RMSE of mf and svdpp over u1..u5"
+  bash "$ROOT/bench/bench_rmse.sh" "$BUILD"
 fi

@@ -118,7 +118,8 @@ static void test_schedule(void **state) {
             }
         for (int t = 0; t < B; t++)
             for (int a = 0; a < G; a++)
-                for (int b = a + 1; b < G; b++) assert_int_equal(seen[((size_t)t * G + a) * G + b], 1);
+                for (int b = a + 1; b < G; b++)
+                    assert_int_equal(seen[((size_t)t * G + a) * G + b], 1);
         free(seen);
     }
 }
@@ -256,7 +257,8 @@ static double train_auc(const rf_model *m, const idata *x) {
         for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) pos[ui->indices[q]] = 1;
         for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++)
             for (int32_t j = 0; j < m->n_items; j++)
-                if (!pos[j]) good += s[ui->indices[q]] > s[j] ? 1 : s[ui->indices[q]] == s[j] ? 0.5 : 0;
+                if (!pos[j])
+                    good += s[ui->indices[q]] > s[j] ? 1 : s[ui->indices[q]] == s[j] ? 0.5 : 0;
         auc += good / ((double)n * (double)(m->n_items - n));
         users++;
         free(pos);
@@ -324,6 +326,31 @@ static void test_determinism(void **state) {
     idata_free(x);
 }
 
+/* The same on data large enough for the parallel path (sub-epochs of
+ * 20,000 samples or more run on several threads). */
+static void test_determinism_parallel(void **state) {
+    (void)state;
+    idata *x = gen_implicit(7000, 600, 4, 27);
+    assert_true(x->d->ui->nnz / 6 >= 20000); /* blocks=2: 3 x 2 sub-epochs */
+    rf_model *m[3];
+    for (int t = 0; t < 3; t++) {
+        rf_set_threads(t + 1);
+        m[t] = fit("bpr", "factors=4,epochs=2,blocks=2,seed=5", x->d);
+    }
+    rf_set_threads(0);
+    float a[600], b[600];
+    rf_err err;
+    for (int32_t u = 0; u < 7000; u += 7) {
+        assert_int_equal(rf_model_score_all(m[0], u, NULL, a, &err), 0);
+        for (int t = 1; t < 3; t++) {
+            assert_int_equal(rf_model_score_all(m[t], u, NULL, b, &err), 0);
+            assert_memory_equal(a, b, sizeof a);
+        }
+    }
+    for (int t = 0; t < 3; t++) rf_model_free(m[t]);
+    idata_free(x);
+}
+
 static void test_save_load(void **state) {
     (void)state;
     idata *x = gen_implicit(80, 60, 3, 24);
@@ -354,7 +381,8 @@ static void test_save_load(void **state) {
     rf_model_free(l);
     /* a parameter that disagrees with the payload is refused */
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "head -c 200 '%s' > '%s.t' && mv '%s.t' '%s'", path, path, path, path);
+    snprintf(cmd, sizeof cmd, "head -c 200 '%s' > '%s.t' && mv '%s.t' '%s'", path, path, path,
+             path);
     assert_int_equal(system(cmd), 0);
     l = NULL;
     int rc = rf_model_load(path, &l, &err);
@@ -385,7 +413,8 @@ static void test_unknown_users(void **state) {
     assert_int_equal(n, 10);
     int in_cluster = 0;
     for (int k = 0; k < n; k++) in_cluster += x->cluster_of_item[top[k].id] == 2;
-    print_message("folded-in user: %d of 10 recommendations in the history's cluster\n", in_cluster);
+    print_message("folded-in user: %d of 10 recommendations in the history's cluster\n",
+                  in_cluster);
     assert_true(in_cluster >= 8);
     float v1[16], v2[16];
     assert_int_equal(m->ops->user_dim(m), 16);
@@ -456,6 +485,7 @@ int main(void) {
         cmocka_unit_test(test_beats_pop),
         cmocka_unit_test(test_training_improves),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_determinism_parallel),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_unknown_users),
         cmocka_unit_test(test_params_and_failures),

@@ -329,7 +329,8 @@ static double mean_rmse(const rdata *r) {
     double mu = 0, se = 0;
     for (int64_t k = 0; k < r->train->n; k++) mu += r->train->value[k];
     mu /= (double)r->train->n;
-    for (int64_t k = 0; k < r->test->n; k++) se += (mu - r->test->value[k]) * (mu - r->test->value[k]);
+    for (int64_t k = 0; k < r->test->n; k++)
+        se += (mu - r->test->value[k]) * (mu - r->test->value[k]);
     return sqrt(se / (double)r->test->n);
 }
 

@@ -261,7 +261,8 @@ static void run_task(const train_ctx *cx, int t, int a, int b, uint64_t stream, 
     const float lr = (float)cx->pp->lr, reg = (float)cx->pp->reg, reg_b = (float)cx->pp->reg_bias;
     float *P = cx->P, *Q = cx->Q, *bias = cx->bias;
     const int32_t *sp = cx->sp;
-    const useg *seg_a = cx->seg + (int64_t)a * cx->n_users, *seg_b = cx->seg + (int64_t)b * cx->n_users;
+    const useg *seg_a = cx->seg + (int64_t)a * cx->n_users;
+    const useg *seg_b = cx->seg + (int64_t)b * cx->n_users;
     const int warp = cx->pp->sampler == SAMPLER_WARP;
     const int trials = warp ? cx->pp->warp_trials : NEG_TRIES;
     double sum = 0;
@@ -319,7 +320,8 @@ static void run_task(const train_ctx *cx, int t, int a, int b, uint64_t stream, 
             }
             float xv = rf_pair_x(pu, qi, qj, bias[i], bias[j], f);
             if (xv >= 1.0f) continue;
-            if (side ? in_segment(sp, la + sa.off, sa.cnt, j) : in_segment(sp, lb + sb.off, sb.cnt, j))
+            if (side ? in_segment(sp, la + sa.off, sa.cnt, j)
+                     : in_segment(sp, lb + sb.off, sb.cnt, j))
                 continue;
             double rank = floor((double)(cx->n_items - 1) / n_draw);
             float w = (float)(log1p(rank) / cx->log_items);
@@ -418,7 +420,8 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     double *loss = rf_malloc_array((size_t)B, sizeof *loss);
     int64_t *upd = rf_malloc_array((size_t)B, sizeof *upd);
     rf_progress *prog = NULL;
-    if (!perm || !uint_ || !uext || !iint || !iext || !ug_start || !ig_start || !igrp || !st_off || !fill ||
+    if (!perm || !uint_ || !uext || !iint || !iext || !ug_start || !ig_start || !igrp || !st_off ||
+        !fill ||
         !sp || !seg || !P || !Q || !bias || !loss || !upd) {
         rc = rf_err_set(err, RF_ENOMEM, "bpr: out of memory for %lld training pairs",
                         (long long)ui->nnz);
@@ -448,7 +451,8 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     }
     for (int64_t s = 0; s < (int64_t)B * G; s++) {
         if (st_off[s + 1] > (int64_t)UINT32_MAX) {
-            rc = rf_err_set(err, RF_ETOOBIG, "bpr: a stratum holds 2^32 pairs or more; raise blocks");
+            rc = rf_err_set(err, RF_ETOOBIG,
+                            "bpr: a stratum holds 2^32 pairs or more; raise blocks");
             goto done;
         }
         st_off[s + 1] += st_off[s];
@@ -571,7 +575,8 @@ static int bpr_fold(const rf_model *m, const rf_hist *h, float *vec, rf_err *err
     n = k;
     if (n > 0 && n < m->n_items) {
         uint64_t hash = 1469598103934665603ull; /* FNV-1a of the history */
-        for (int32_t t = 0; t < n; t++) hash = (hash ^ (uint64_t)(uint32_t)hs[t]) * 1099511628211ull;
+        for (int32_t t = 0; t < n; t++)
+            hash = (hash ^ (uint64_t)(uint32_t)hs[t]) * 1099511628211ull;
         rf_rng g;
         rf_rng_stream(&g, (uint64_t)pp->seed, hash);
         const float lr = (float)pp->lr, reg = (float)pp->reg;
@@ -607,7 +612,8 @@ static int user_vec(const rf_model *m, int32_t user, const rf_hist *h, float *ve
         return 0;
     }
     int valid = 0;
-    for (int32_t t = 0; t < h->n && !valid; t++) valid = h->items[t] >= 0 && h->items[t] < m->n_items;
+    for (int32_t t = 0; t < h->n && !valid; t++)
+        valid = h->items[t] >= 0 && h->items[t] < m->n_items;
     if (!valid) return 1;
     int rc = bpr_fold(m, h, vec, err);
     return rc ? rc : 0;

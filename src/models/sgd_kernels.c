@@ -141,7 +141,8 @@ double rf_svdpp_user_pass_imp(float mu, float *bu, float *bi, float *p, float *Q
         }
         a *= shrink;
         /* the implicit term moves p and q only: y, s and c are unaffected */
-        if (negs && negs[x] >= 0 && w > 0) rf_implicit_step(p, q, Q + (int64_t)negs[x] * f, f, w, lr);
+        if (negs && negs[x] >= 0 && w > 0)
+            rf_implicit_step(p, q, Q + (int64_t)negs[x] * f, f, w, lr);
     }
     for (int32_t t = 0; t < nn; t++) {
         float *y = Y + (int64_t)nset[t] * f;
