@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 
 #include "protoc.h"
+#include "benchutil.h"
 #include "recfuse/error.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
@@ -27,48 +28,6 @@
 #include "recfuse/parallel.h"
 #include "recfuse/progress.h"
 #include "recfuse/util.h"
-
-static int64_t rss_now(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long long pages = 0, res = 0;
-    if (!f) return 0;
-    if (fscanf(f, "%lld %lld", &pages, &res) != 2) res = 0;
-    fclose(f);
-    return (int64_t)res * 4096;
-}
-
-/* VmHWM: peak RSS since the start or the last reset_hwm(). */
-static int64_t hwm_now(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long long kb = -1;
-    if (!f) return rf_peak_rss();
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lld", &kb) == 1) break;
-    fclose(f);
-    return kb >= 0 ? (int64_t)kb * 1024 : rf_peak_rss();
-}
-
-static void reset_hwm(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f) return;
-    fputs("5", f);
-    fclose(f);
-}
-
-static double cpu_now(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
@@ -97,8 +56,8 @@ int main(int argc, char **argv) {
     }
     printf("workload          %d users x %d items, %lld interactions (generated in %.1f s)\n",
            d->n_users, d->n_items, (long long)d->ui->nnz, rf_mono() - t0);
-    int64_t gen_peak = hwm_now();
-    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", mib(gen_peak));
+    int64_t gen_peak = rf_bench_hwm_now();
+    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", rf_bench_mib(gen_peak));
     /* the dataset borrows the log's id maps: free only the event arrays */
     rf_free(ev->user);
     rf_free(ev->item);
@@ -110,9 +69,9 @@ int main(int argc, char **argv) {
     ev->value = NULL;
     ev->ts = NULL;
     ev->n = ev->cap = 0;
-    reset_hwm();
+    rf_bench_reset_hwm();
     printf("threads           %d\n", threads);
-    printf("RSS before fit    %.0f MiB (workload: dataset + id maps)\n", mib(rss_now()));
+    printf("RSS before fit    %.0f MiB (workload: dataset + id maps)\n", rf_bench_mib(rf_bench_rss_now()));
     fflush(stdout);
 
     for (int c = 0; c < n_cfg; c++) {
@@ -128,14 +87,14 @@ int main(int argc, char **argv) {
                 return 2;
             }
             m->data_opts.binary = 1;
-            double c0 = cpu_now();
+            double c0 = rf_bench_cpu_now();
             if ((rc = rf_model_fit(m, d, &err))) {
                 fprintf(stderr, "bench_bpr: %s\n", err.msg);
                 rf_model_free(m);
                 return 1;
             }
             wall[r] = m->fit_seconds;
-            cpu[r] = cpu_now() - c0;
+            cpu[r] = rf_bench_cpu_now() - c0;
             char pbuf[512];
             rf_model_params_format(m, pbuf, sizeof pbuf);
             const char *e = strstr(pbuf, "epochs=");
@@ -145,7 +104,7 @@ int main(int argc, char **argv) {
         }
         double ws[100];
         memcpy(ws, wall, sizeof(double) * (size_t)runs);
-        qsort(ws, (size_t)runs, sizeof *ws, cmp_d);
+        rf_bench_sort(ws, (int)runs);
         double med = ws[runs / 2];
         printf("fit               %.1f s wall (median of %d, min %.1f, max %.1f), %.2f s per "
                "epoch of %lld samples\n",
@@ -153,7 +112,7 @@ int main(int argc, char **argv) {
         printf("cpu               %.1f s (user + system, first run)\n", cpu[0]);
         printf("peak RSS          %.0f MiB during the fits (dataset + model + scratch); "
                "%.0f MiB whole process incl. the generator\n",
-               mib(hwm_now()), mib(hwm_now() > gen_peak ? hwm_now() : gen_peak));
+               rf_bench_mib(rf_bench_hwm_now()), rf_bench_mib(rf_bench_hwm_now() > gen_peak ? rf_bench_hwm_now() : gen_peak));
         fflush(stdout);
     }
     rf_dataset_free(d);

@@ -17,36 +17,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "benchutil.h"
 #include "recfuse/dataset.h"
 #include "recfuse/error.h"
 #include "recfuse/parallel.h"
 #include "recfuse/rng.h"
 #include "recfuse/util.h"
-
-static int64_t rss_now(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long long pages = 0, res = 0;
-    if (!f) return 0;
-    if (fscanf(f, "%lld %lld", &pages, &res) != 2) res = 0;
-    fclose(f);
-    return (int64_t)res * 4096;
-}
-
-/* CPU seconds (user + system) of the process so far: unlike wall time it
- * does not count time spent waiting for a CPU on a busy machine. */
-static double cpu_now(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 static int make_log(int64_t n, int32_t nu, int32_t ni, uint64_t seed, rf_events **out) {
     rf_events *ev;
@@ -142,11 +118,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     double g1 = rf_mono();
-    int64_t rss_log = rss_now();
+    int64_t rss_log = rf_bench_rss_now();
     printf("# bench_dataset: %lld events, %d users x 27000 items, %d threads\n", (long long)n,
            nu, rf_threads());
     printf("generate          %.2f s; log %.1f MiB (%.1f B/event); RSS %.1f MiB\n", g1 - g0,
-           mib(rf_events_bytes(ev)), (double)rf_events_bytes(ev) / (double)n, mib(rss_log));
+           rf_bench_mib(rf_events_bytes(ev)), (double)rf_events_bytes(ev) / (double)n, rf_bench_mib(rss_log));
 
     rf_dataset_opts o;
     rf_dataset_opts_default(&o);
@@ -156,17 +132,17 @@ int main(int argc, char **argv) {
     for (int k = 0; k < runs; k++) {
         rf_dataset_free(d);
         d = NULL;
-        double t = rf_mono(), c = cpu_now();
+        double t = rf_mono(), c = rf_bench_cpu_now();
         if (rf_dataset_build(ev, &o, &d, &err) != 0) {
             fprintf(stderr, "bench_dataset: %s\n", err.msg);
             return 1;
         }
         sec[k] = rf_mono() - t;
-        cpu[k] = cpu_now() - c;
+        cpu[k] = rf_bench_cpu_now() - c;
     }
     int64_t peak_build = rf_peak_rss();
-    qsort(sec, (size_t)runs, sizeof *sec, cmp_d);
-    qsort(cpu, (size_t)runs, sizeof *cpu, cmp_d);
+    rf_bench_sort(sec, (int)runs);
+    rf_bench_sort(cpu, (int)runs);
     int64_t nnz = d->ui->nnz, bytes = rf_dataset_bytes(d);
     printf("build             median %.3f s (min %.3f, max %.3f, %d runs)\n", sec[runs / 2], sec[0],
            sec[runs - 1], runs);
@@ -175,24 +151,24 @@ int main(int argc, char **argv) {
     printf("interactions      %lld distinct pairs from %lld events\n", (long long)nnz,
            (long long)n);
     printf("dataset bytes     %.1f MiB = %.2f B/interaction (ui %.1f + iu %.1f + ts %.1f MiB)\n",
-           mib(bytes), (double)bytes / (double)nnz, mib(rf_csr_bytes(d->ui)),
-           mib(rf_csr_bytes(d->iu)), mib(nnz * 4));
+           rf_bench_mib(bytes), (double)bytes / (double)nnz, rf_bench_mib(rf_csr_bytes(d->ui)),
+           rf_bench_mib(rf_csr_bytes(d->iu)), rf_bench_mib(nnz * 4));
     printf("peak RSS (build)  %.1f MiB; over the log %.1f MiB = %.1f B/event (result %.1f + "
            "scratch %.1f)\n",
-           mib(peak_build), mib(peak_build - rss_log), (double)(peak_build - rss_log) / (double)n,
-           mib(bytes), mib(peak_build - rss_log - bytes));
+           rf_bench_mib(peak_build), rf_bench_mib(peak_build - rss_log), (double)(peak_build - rss_log) / (double)n,
+           rf_bench_mib(bytes), rf_bench_mib(peak_build - rss_log - bytes));
     rf_dataset_free(d);
 
     /* Protocol A rule at this scale. */
     rf_split s;
-    double t = rf_mono(), c0 = cpu_now();
+    double t = rf_mono(), c0 = rf_bench_cpu_now();
     if (rf_split_user_ratio(ev, 0.2, 5, &s, &err) != 0) {
         fprintf(stderr, "bench_dataset: %s\n", err.msg);
         return 1;
     }
-    double ts = rf_mono() - t, tc = cpu_now() - c0;
+    double ts = rf_mono() - t, tc = rf_bench_cpu_now() - c0;
     printf("split user 80/20  %.3f s (CPU %.3f s); train %lld + test %lld events; peak RSS %.1f MiB\n",
-           ts, tc, (long long)s.train->n, (long long)s.test->n, mib(rf_peak_rss()));
+           ts, tc, (long long)s.train->n, (long long)s.test->n, rf_bench_mib(rf_peak_rss()));
     rf_split_free(&s);
     rf_events_free(ev);
     free(sec);

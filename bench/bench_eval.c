@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 
 #include "protoc.h"
+#include "benchutil.h"
 #include "recfuse/dataset.h"
 #include "recfuse/error.h"
 #include "recfuse/eval.h"
@@ -93,20 +94,6 @@ static const rf_model_ops dot_plain_ops = {.name = "dot64-per-user",
                                            .score_all = dot_score_all,
                                            .item_vectors = dot_vectors};
 
-static double cpu_now(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
-
 /* Time `runs` evaluations; prints one line; keeps the last result. */
 static int timed(const char *what, const rf_model *m, const rf_dataset *d, const rf_csr *test,
                  const rf_eval_opts *o, int runs, rf_eval_result *last) {
@@ -115,13 +102,13 @@ static int timed(const char *what, const rf_model *m, const rf_dataset *d, const
     rf_err err;
     for (int r = 0; r < runs; r++) {
         rf_eval_result res;
-        double t0 = rf_mono(), c0 = cpu_now();
+        double t0 = rf_mono(), c0 = rf_bench_cpu_now();
         if (rf_evaluate_ex(m, d, test, ks, 2, o, &res, &err) != 0) {
             fprintf(stderr, "bench_eval: %s\n", err.msg);
             return 1;
         }
         w[r] = rf_mono() - t0;
-        c[r] = cpu_now() - c0;
+        c[r] = rf_bench_cpu_now() - c0;
         if (r == runs - 1) {
             rf_eval_result_free(last);
             *last = res;
@@ -129,8 +116,8 @@ static int timed(const char *what, const rf_model *m, const rf_dataset *d, const
             rf_eval_result_free(&res);
         }
     }
-    qsort(w, (size_t)runs, sizeof *w, cmp_d);
-    qsort(c, (size_t)runs, sizeof *c, cmp_d);
+    rf_bench_sort(w, (int)runs);
+    rf_bench_sort(c, (int)runs);
     printf("%-34s median %7.2f s (min %.2f, max %.2f; CPU %.2f s); %.0f users/s\n", what,
            w[runs / 2], w[0], w[runs - 1], c[runs / 2], last->n_users / w[runs / 2]);
     fflush(stdout);
@@ -230,8 +217,8 @@ int main(int argc, char **argv) {
     m.fitted = 1;
     printf("model             %d factors, %.1f MiB of vectors, fitted in %.1f s; RSS %.1f MiB "
            "before evaluating\n",
-           DIM, mib((int64_t)(d->n_users + d->n_items) * DIM * 4), rf_mono() - f0,
-           mib(rf_peak_rss()));
+           DIM, rf_bench_mib((int64_t)(d->n_users + d->n_items) * DIM * 4), rf_mono() - f0,
+           rf_bench_mib(rf_peak_rss()));
 
     rf_eval_opts o;
     rf_eval_opts_default(&o);
@@ -266,7 +253,7 @@ int main(int argc, char **argv) {
            worst);
     rf_eval_result_free(&res);
     rf_eval_result_free(&batch);
-    printf("peak RSS          %.1f MiB\n", mib(rf_peak_rss()));
+    printf("peak RSS          %.1f MiB\n", rf_bench_mib(rf_peak_rss()));
     rf_free(impl.U);
     rf_free(impl.V);
     rf_csr_free(test);

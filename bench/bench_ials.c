@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "protoc.h"
+#include "benchutil.h"
 #include "recfuse/error.h"
 #include "recfuse/factors.h"
 #include "recfuse/log.h"
@@ -38,29 +39,6 @@
 #include "recfuse/parallel.h"
 #include "recfuse/progress.h"
 #include "recfuse/util.h"
-
-static int64_t rss_now(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long long pages = 0, res = 0;
-    if (!f) return 0;
-    if (fscanf(f, "%lld %lld", &pages, &res) != 2) res = 0;
-    fclose(f);
-    return (int64_t)res * 4096;
-}
-
-static double cpu_now(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Fit one configuration; prints its timings; *out receives the model. */
 static int fit(const rf_dataset *d, const char *params, int iterations, rf_model **out) {
@@ -74,9 +52,9 @@ static int fit(const rf_dataset *d, const char *params, int iterations, rf_model
         rf_model_free(m);
         return rc;
     }
-    double c0 = cpu_now();
+    double c0 = rf_bench_cpu_now();
     rc = rf_model_fit(m, d, &err);
-    double cpu = cpu_now() - c0;
+    double cpu = rf_bench_cpu_now() - c0;
     if (rc) {
         fprintf(stderr, "bench_ials: %s\n", err.msg);
         rf_model_free(m);
@@ -121,7 +99,7 @@ static void foldin_latency(const rf_model *m, const rf_csr *M, int item_side) {
         us[n++] = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) * 1e-3;
     }
     if (n > 0) {
-        qsort(us, (size_t)n, sizeof *us, cmp_d);
+        rf_bench_sort(us, (int)n);
         printf("fold-in of %s from %d events: median %.1f us (p10 %.1f, p90 %.1f) over %d %s\n",
                item_side ? "an item" : "a user", EV, us[n / 2], us[n / 10], us[(9 * n) / 10], n,
                item_side ? "items" : "users");
@@ -160,7 +138,7 @@ int main(int argc, char **argv) {
            "workload built in %.1f s\n",
            d->n_users, d->n_items, (long long)d->ui->nnz, threads, rf_als_simd(),
            rf_mono() - t0);
-    int64_t rss0 = rss_now();
+    int64_t rss0 = rf_bench_rss_now();
 
     char params[1024];
     snprintf(params, sizeof params, "factors=%d,iterations=%d,solver=cg%s%s", factors, iterations,
@@ -173,8 +151,8 @@ int main(int argc, char **argv) {
     rf_set_threads(1);
     foldin_latency(cg, d->ui, 0);
     foldin_latency(cg, d->iu, 1);
-    printf("rss before fits %.0f MiB (event log + dataset); peak RSS %.0f MiB\n", mib(rss0),
-           mib(rf_peak_rss()));
+    printf("rss before fits %.0f MiB (event log + dataset); peak RSS %.0f MiB\n", rf_bench_mib(rss0),
+           rf_bench_mib(rf_peak_rss()));
     rf_model_free(cg);
     rf_model_free(ex);
     rf_dataset_free(d);

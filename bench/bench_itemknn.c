@@ -21,56 +21,13 @@
 #include <sys/resource.h>
 
 #include "protoc.h"
+#include "benchutil.h"
 #include "recfuse/error.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
 #include "recfuse/parallel.h"
 #include "recfuse/progress.h"
 #include "recfuse/util.h"
-
-static int64_t rss_now(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long long pages = 0, res = 0;
-    if (!f) return 0;
-    if (fscanf(f, "%lld %lld", &pages, &res) != 2) res = 0;
-    fclose(f);
-    return (int64_t)res * 4096;
-}
-
-/* Peak RSS (VmHWM) since the start or the last reset_hwm(), in bytes. */
-static int64_t hwm_now(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long long kb = -1;
-    if (!f) return rf_peak_rss();
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lld", &kb) == 1) break;
-    fclose(f);
-    return kb >= 0 ? (int64_t)kb * 1024 : rf_peak_rss();
-}
-
-/* Reset the kernel's peak-RSS mark (Linux >= 4.0; silently ignored
- * elsewhere, and then the peak includes the generator). */
-static void reset_hwm(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f) return;
-    fputs("5", f);
-    fclose(f);
-}
-
-static double cpu_now(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
@@ -98,7 +55,7 @@ int main(int argc, char **argv) {
     }
     printf("workload          %d users x %d items, %lld interactions (generated in %.1f s)\n",
            d->n_users, d->n_items, (long long)d->ui->nnz, rf_mono() - t0);
-    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", mib(hwm_now()));
+    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", rf_bench_mib(rf_bench_hwm_now()));
     /* The dataset borrows the log's id maps: free only the event arrays,
      * then reset the peak (VmHWM) so the figures below are the fit's. */
     rf_free(ev->user);
@@ -111,10 +68,10 @@ int main(int argc, char **argv) {
     ev->value = NULL;
     ev->ts = NULL;
     ev->n = ev->cap = 0;
-    reset_hwm();
+    rf_bench_reset_hwm();
     printf("threads           %d\n", threads);
-    int64_t ws = rss_now();
-    printf("RSS before fit    %.0f MiB (workload: dataset + id maps)\n", mib(ws));
+    int64_t ws = rf_bench_rss_now();
+    printf("RSS before fit    %.0f MiB (workload: dataset + id maps)\n", rf_bench_mib(ws));
 
     for (int c = 0; c < n_cfg; c++) {
         char name[64];
@@ -133,26 +90,26 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_itemknn: %s: %s\n", cfgs[c], err.msg);
                 return 1;
             }
-            double c0 = cpu_now(), w0 = rf_mono();
+            double c0 = rf_bench_cpu_now(), w0 = rf_mono();
             if (rf_model_fit(m, d, &err)) {
                 fprintf(stderr, "bench_itemknn: fit %s: %s\n", cfgs[c], err.msg);
                 return 1;
             }
             wall[r] = rf_mono() - w0;
-            cpu[r] = cpu_now() - c0;
+            cpu[r] = rf_bench_cpu_now() - c0;
             char buf[512];
             rf_model_params_format(m, buf, sizeof buf);
             if (r == 0) printf("%-8s %s\n", name, buf);
             rf_model_free(m);
         }
-        qsort(wall, (size_t)runs, sizeof *wall, cmp_d);
-        qsort(cpu, (size_t)runs, sizeof *cpu, cmp_d);
+        rf_bench_sort(wall, (int)runs);
+        rf_bench_sort(cpu, (int)runs);
         printf("  fit wall        %.2f s median (min %.2f, max %.2f, %d runs)\n", wall[runs / 2],
                wall[0], wall[runs - 1], runs);
         printf("  fit CPU         %.2f s median (min %.2f, max %.2f)\n", cpu[runs / 2], cpu[0],
                cpu[runs - 1]);
         printf("  peak RSS        %.0f MiB (whole process since the workload was built, "
-               "incl. its %.0f MiB)\n", mib(hwm_now()), mib(ws));
+               "incl. its %.0f MiB)\n", rf_bench_mib(rf_bench_hwm_now()), rf_bench_mib(ws));
     }
     rf_dataset_free(d);
     rf_events_free(ev);

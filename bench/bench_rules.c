@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "benchutil.h"
 #include "recfuse/dataset.h"
 #include "recfuse/error.h"
 #include "recfuse/log.h"
@@ -43,21 +44,9 @@
 #define N_PAIRS 200
 #define N_TRIPLES 100
 
-static double cpu_now(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void report(const char *what, double *wall, double *cpu, int runs) {
-    qsort(wall, (size_t)runs, sizeof *wall, cmp_d);
-    qsort(cpu, (size_t)runs, sizeof *cpu, cmp_d);
+    rf_bench_sort(wall, (int)runs);
+    rf_bench_sort(cpu, (int)runs);
     printf("%-6s wall median %.3f s (min %.3f, max %.3f)   cpu median %.3f s\n", what,
            wall[runs / 2], wall[0], wall[runs - 1], cpu[runs / 2]);
 }
@@ -170,7 +159,7 @@ int main(int argc, char **argv) {
         int64_t nr = 0;
         for (int r = 0; r < runs; r++) {
             rf_itemsets_free(s);
-            double c0 = cpu_now(), w0 = rf_mono();
+            double c0 = rf_bench_cpu_now(), w0 = rf_mono();
             rf_rule *rules;
             if (rf_fpgrowth(b, ni, minc, max_len, 0, &s, &err) ||
                 rf_rules_from_itemsets(s, 0.01, 1.0, &rules, &nr, &err)) {
@@ -178,7 +167,7 @@ int main(int argc, char **argv) {
                 return 1;
             }
             wall[r] = rf_mono() - w0;
-            cpu[r] = cpu_now() - c0;
+            cpu[r] = rf_bench_cpu_now() - c0;
             rf_free(rules);
         }
         char label[16];
@@ -244,13 +233,13 @@ int main(int argc, char **argv) {
         rf_model *m;
         rf_model_new("rules", &m, NULL);
         rf_model_set_params(m, params, NULL);
-        double c0 = cpu_now(), w0 = rf_mono();
+        double c0 = rf_bench_cpu_now(), w0 = rf_mono();
         if (rf_model_fit(m, d, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
         wall[r] = rf_mono() - w0;
-        cpu[r] = cpu_now() - c0;
+        cpu[r] = rf_bench_cpu_now() - c0;
         rf_rules_model_info(m, &info, NULL);
         rf_model_free(m);
     }
