@@ -137,6 +137,44 @@ static void test_csr_vs_dense(void **state) {
     assert_int_equal(rf_csr_from_coo(3, 3, 1, &bad_r, &bad_c, NULL, RF_FOLD_SUM, &m, NULL), RF_ERANGE);
 }
 
+/* Large enough for the parallel transpose: equals the serial result
+ * (1 thread) and transposing twice gives the matrix back. */
+static void test_csr_transpose_parallel(void **state) {
+    (void)state;
+    rf_rng r;
+    rf_rng_seed(&r, 99);
+    int64_t n = 300000;
+    int32_t R = 5000, C = 700;
+    int32_t *rows = malloc(sizeof(int32_t) * n), *cols = malloc(sizeof(int32_t) * n);
+    float *vals = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) {
+        rows[i] = (int32_t)rf_rng_below(&r, (uint64_t)R);
+        cols[i] = (int32_t)rf_rng_below(&r, (uint64_t)C);
+        vals[i] = (float)rf_rng_uniform(&r);
+    }
+    rf_csr *m, *t1, *t2, *back;
+    assert_int_equal(rf_csr_from_coo(R, C, n, rows, cols, vals, RF_FOLD_SUM, &m, NULL), 0);
+    rf_set_threads(1);
+    assert_int_equal(rf_csr_transpose(m, &t1), 0);
+    rf_set_threads(3);
+    assert_int_equal(rf_csr_transpose(m, &t2), 0);
+    assert_int_equal(rf_csr_transpose(t2, &back), 0);
+    rf_set_threads(0);
+    assert_memory_equal(t1->indptr, t2->indptr, sizeof(int64_t) * (C + 1));
+    assert_memory_equal(t1->indices, t2->indices, sizeof(int32_t) * m->nnz);
+    assert_memory_equal(t1->data, t2->data, sizeof(float) * m->nnz);
+    assert_memory_equal(back->indptr, m->indptr, sizeof(int64_t) * (R + 1));
+    assert_memory_equal(back->indices, m->indices, sizeof(int32_t) * m->nnz);
+    assert_memory_equal(back->data, m->data, sizeof(float) * m->nnz);
+    rf_csr_free(m);
+    rf_csr_free(t1);
+    rf_csr_free(t2);
+    rf_csr_free(back);
+    free(rows);
+    free(cols);
+    free(vals);
+}
+
 static int cmp_desc(const void *a, const void *b) {
     const rf_scored *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
@@ -437,7 +475,7 @@ static void test_log_progress_parallel(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),  cmocka_unit_test(test_idmap),
-        cmocka_unit_test(test_csr_vs_dense), cmocka_unit_test(test_topk),
+        cmocka_unit_test(test_csr_vs_dense), cmocka_unit_test(test_csr_transpose_parallel), cmocka_unit_test(test_topk),
         cmocka_unit_test(test_rng),     cmocka_unit_test(test_parse),
         cmocka_unit_test(test_binfile), cmocka_unit_test(test_params),
         cmocka_unit_test(test_events_and_oom), cmocka_unit_test(test_log_progress_parallel),

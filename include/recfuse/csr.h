@@ -31,7 +31,9 @@ int rf_csr_from_coo(int32_t nrows, int32_t ncols, int64_t n, const int32_t *rows
 
 /* Empty matrix with all rows empty. */
 int rf_csr_new_empty(int32_t nrows, int32_t ncols, rf_csr **out);
-/* Transpose (CSR -> CSC view as a new CSR). Deterministic, serial O(nnz). */
+/* Transpose (CSR -> CSC view as a new CSR): O(nnz), parallel over
+ * rf_threads() for large matrices; the result is identical for any
+ * thread count. */
 int rf_csr_transpose(const rf_csr *m, rf_csr **out);
 int rf_csr_clone(const rf_csr *m, rf_csr **out);
 void rf_csr_free(rf_csr *m);

@@ -218,96 +218,6 @@ int64_t rf_dataset_bytes(const rf_dataset *d) {
     return rf_csr_bytes(d->ui) + rf_csr_bytes(d->iu) + (d->ui ? d->ui->nnz * 4 : 0);
 }
 
-/* Allocate a CSR shell with nnz entries; indptr zeroed. */
-static int csr_shell(int32_t nrows, int32_t ncols, int64_t nnz, rf_csr **out) {
-    rf_csr *m = rf_calloc(1, sizeof *m);
-    if (!m) return RF_ENOMEM;
-    m->nrows = nrows;
-    m->ncols = ncols;
-    m->nnz = nnz;
-    m->indptr = rf_calloc((size_t)nrows + 1, sizeof *m->indptr);
-    m->indices = rf_malloc_array((size_t)nnz, sizeof *m->indices);
-    m->data = rf_malloc_array((size_t)nnz, sizeof *m->data);
-    if (!m->indptr || !m->indices || !m->data) {
-        rf_csr_free(m);
-        return RF_ENOMEM;
-    }
-    *out = m;
-    return 0;
-}
-
-/* Transpose in parallel: each thread scatters a contiguous block of rows
- * into per-(thread, column) cursors, so columns list rows in increasing
- * order and the result equals a serial transpose. Falls back to the
- * serial rf_csr_transpose when the per-thread cursors would be large. */
-static int transpose_par(const rf_csr *m, rf_csr **out) {
-    int T = rf_threads();
-    if (T < 2 || m->nnz < (1 << 16) || (int64_t)T * m->ncols > (int64_t)m->nnz)
-        return rf_csr_transpose(m, out);
-    rf_csr *t = NULL;
-    int rc = csr_shell(m->ncols, m->nrows, m->nnz, &t);
-    if (rc) return rc;
-    int64_t *cnt = rf_calloc((size_t)T * ((size_t)m->ncols + 1), sizeof *cnt);
-    int32_t *row_lo = rf_malloc_array((size_t)T + 1, sizeof *row_lo);
-    if (!cnt || !row_lo) {
-        rf_free(cnt);
-        rf_free(row_lo);
-        rf_csr_free(t);
-        return RF_ENOMEM;
-    }
-    /* Split rows so each thread gets about nnz / T entries. */
-    row_lo[0] = 0;
-    for (int p = 1; p < T; p++) {
-        int64_t target = m->nnz / T * p;
-        int32_t lo = row_lo[p - 1], hi = m->nrows;
-        while (lo < hi) {
-            int32_t mid = lo + (hi - lo) / 2;
-            if (m->indptr[mid] < target)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        row_lo[p] = lo;
-    }
-    row_lo[T] = m->nrows;
-    const int64_t nc = m->ncols;
-    /* Loops over blocks, not thread ids, so a smaller team still covers
-     * every block. */
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int p = 0; p < T; p++) {
-        int64_t *c = cnt + (size_t)p * (size_t)(nc + 1);
-        for (int64_t q = m->indptr[row_lo[p]]; q < m->indptr[row_lo[p + 1]]; q++)
-            c[m->indices[q]]++;
-    }
-#pragma omp parallel for num_threads(T) schedule(static)
-    for (int64_t col = 0; col < nc; col++) {
-        int64_t s = 0;
-        for (int p = 0; p < T; p++) {
-            int64_t *c = cnt + (size_t)p * (size_t)(nc + 1) + (size_t)col;
-            int64_t v = *c;
-            *c = s;
-            s += v;
-        }
-        t->indptr[col + 1] = s;
-    }
-    for (int64_t col = 0; col < nc; col++) t->indptr[col + 1] += t->indptr[col];
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-    for (int p = 0; p < T; p++) {
-        int64_t *c = cnt + (size_t)p * (size_t)(nc + 1);
-        for (int32_t r = row_lo[p]; r < row_lo[p + 1]; r++)
-            for (int64_t q = m->indptr[r]; q < m->indptr[r + 1]; q++) {
-                int32_t col = m->indices[q];
-                int64_t dst = t->indptr[col] + c[col]++;
-                t->indices[dst] = r;
-                t->data[dst] = m->data[q];
-            }
-    }
-    rf_free(cnt);
-    rf_free(row_lo);
-    *out = t;
-    return 0;
-}
-
 int rf_dataset_build(const rf_events *ev, const rf_dataset_opts *opts, rf_dataset **out,
                      rf_err *err) {
     rf_dataset_opts defaults;
@@ -468,7 +378,7 @@ int rf_dataset_build(const rf_events *ev, const rf_dataset_opts *opts, rf_datase
         if ((p = rf_realloc_array(d->ui_ts, (size_t)(nnz ? nnz : 1), sizeof *uts))) d->ui_ts = p;
     }
 
-    rc = transpose_par(d->ui, &d->iu);
+    rc = rf_csr_transpose(d->ui, &d->iu);
     if (rc) goto nomem;
     *out = d;
     return 0;
