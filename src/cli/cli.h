@@ -62,6 +62,14 @@ struct rf_dataset_opts;
 int rf_cli_model_fit(struct rf_model *m, const rf_events *ev, const struct rf_dataset_opts *opts,
                      const struct rf_dataset *d, rf_err *err);
 
+/* Path of a trained model in DIR/models: NAME when given (RF_ENOTFOUND
+ * naming the train command if it is not trained), else the first trained
+ * one of `order` (NULL-terminated); otherwise RF_ENOTFOUND "no WHAT
+ * trained in DIR (run 'recfuse train --data DIR HINT')". */
+int rf_cli_trained_model(rf_store *s, const char *name, const char *const *order,
+                         const char *what, const char *hint, char *path, size_t size,
+                         rf_err *err);
+
 int rf_cmd_gen(rf_args *a);
 int rf_cmd_import(rf_args *a);
 int rf_cmd_train(rf_args *a);

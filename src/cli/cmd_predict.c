@@ -155,31 +155,6 @@ static int cmp_by_user(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int pick_model(rf_store *s, const char *name, char *path, size_t size, rf_err *err) {
-    if (name) {
-        rf_store_model_path(s, name, path, size);
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return rf_err_set(err, RF_ENOTFOUND,
-                              "model '%s' is not trained in %s (run 'recfuse train --data %s "
-                              "--model %s')",
-                              name, rf_store_dir(s), rf_store_dir(s), name);
-        fclose(f);
-        return 0;
-    }
-    for (int i = 0; default_order[i]; i++) {
-        rf_store_model_path(s, default_order[i], path, size);
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            return 0;
-        }
-    }
-    return rf_err_set(err, RF_ENOTFOUND,
-                      "no rating model trained in %s (run 'recfuse train --data %s --model mf')",
-                      rf_store_dir(s), rf_store_dir(s));
-}
-
 int rf_cmd_predict(rf_args *a) {
     if (rf_arg_flag(a, "help")) {
         usage(stdout);
@@ -207,7 +182,9 @@ int rf_cmd_predict(rf_args *a) {
     char path[4096];
 
     if (rf_cli_open_store(a, 0, &s, &err)) goto done;
-    if (pick_model(s, model_name, path, sizeof path, &err)) goto done;
+    if (rf_cli_trained_model(s, model_name, default_order, "rating model", " --model mf", path,
+                             sizeof path, &err))
+        goto done;
     if (rf_model_load(path, &m, &err)) goto done;
     if (read_pairs(pairs_file, &pr, &err)) goto done;
     if (rf_events_new(NULL, NULL, &ev)) goto nomem;

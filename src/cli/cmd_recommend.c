@@ -143,29 +143,6 @@ static int seen_items(const rf_model *m, const rf_events *ev, int32_t **seen, in
     return 0;
 }
 
-static int pick_model(rf_store *s, const char *name, char *path, size_t size, rf_err *err) {
-    if (name) {
-        rf_store_model_path(s, name, path, size);
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return rf_err_set(err, RF_ENOTFOUND,
-                              "model '%s' is not trained in %s (run 'recfuse train --model %s')",
-                              name, rf_store_dir(s), name);
-        fclose(f);
-        return 0;
-    }
-    for (int i = 0; served_order[i]; i++) {
-        rf_store_model_path(s, served_order[i], path, size);
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            return 0;
-        }
-    }
-    return rf_err_set(err, RF_ENOTFOUND, "no trained model in %s (run 'recfuse train' first)",
-                      rf_store_dir(s));
-}
-
 int rf_cmd_recommend(rf_args *a) {
     if (rf_arg_flag(a, "help")) {
         usage(stdout);
@@ -211,7 +188,8 @@ int rf_cmd_recommend(rf_args *a) {
     int64_t chunk = 0;
 
     if (rf_cli_open_store(a, 0, &s, &err)) goto done;
-    if (pick_model(s, model_name, path, sizeof path, &err)) goto done;
+    if (rf_cli_trained_model(s, model_name, served_order, "model", "", path, sizeof path, &err))
+        goto done;
     if (rf_model_load(path, &m, &err)) goto done;
     if (one_user) {
         if (ulist_add(&users, one_user, strlen(one_user))) goto nomem;

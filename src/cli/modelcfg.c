@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "recfuse/log.h"
@@ -134,4 +135,25 @@ int rf_cli_model_fit(struct rf_model *m, const rf_events *ev, const rf_dataset_o
     }
     rf_dataset_free(own);
     return rc;
+}
+
+int rf_cli_trained_model(rf_store *s, const char *name, const char *const *order,
+                         const char *what, const char *hint, char *path, size_t size,
+                         rf_err *err) {
+    const char *dir = rf_store_dir(s);
+    if (name) {
+        rf_store_model_path(s, name, path, size);
+        if (access(path, R_OK) != 0)
+            return rf_err_set(err, RF_ENOTFOUND,
+                              "model '%s' is not trained in %s (run 'recfuse train --data %s "
+                              "--model %s')",
+                              name, dir, dir, name);
+        return 0;
+    }
+    for (int i = 0; order[i]; i++) {
+        rf_store_model_path(s, order[i], path, size);
+        if (access(path, R_OK) == 0) return 0;
+    }
+    return rf_err_set(err, RF_ENOTFOUND, "no %s trained in %s (run 'recfuse train --data %s%s')",
+                      what, dir, dir, hint);
 }
