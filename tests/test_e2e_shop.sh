@@ -4,14 +4,8 @@
 # Usage: test_e2e_shop.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
-BASE=${RF_TEST_TMP:-/tmp}
-mkdir -p "$BASE"
-T=$(mktemp -d "$BASE/e2e-shop.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL - $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir e2e-shop
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
 "$BIN" gen --quiet --out "$T/shop" --preset demo --seed 11 >"$T/gen.out" 2>&1
@@ -66,5 +60,4 @@ check "JSON written" "[ -s '$T/eval.json' ] && grep -q itemknn '$T/eval.json'"
 "$BIN" recommend --data "$T/d" --users "$T/users.txt" --k 10 --model nosuch >/dev/null 2>"$T/bad.err"
 check "unknown model is a clear error" "[ $? -ne 0 ] && grep -qi 'nosuch' '$T/bad.err'"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+rf_finish

@@ -3,18 +3,9 @@
 # Usage: test_evaluate_cli.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
-BASE=${RF_TEST_TMP:-}
-if [ -n "$BASE" ]; then
-  mkdir -p "$BASE"
-  T=$(mktemp -d "$BASE/evaluate-cli.XXXXXX")
-else
-  T=$(mktemp -d)
-fi
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir evaluate-cli
 export RECFUSE_THREADS=2
-fails=0
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
 check() { # check DESCRIPTION COMMAND...
   local d=$1; shift
   if "$@"; then ok "$d"; else bad "$d"; fi

@@ -7,18 +7,9 @@
 # Usage: test_filters_cli.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
-BASE=${RF_TEST_TMP:-}
-if [ -n "$BASE" ]; then
-  mkdir -p "$BASE"
-  T=$(mktemp -d "$BASE/filters.XXXXXX")
-else
-  T=$(mktemp -d)
-fi
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir filters
 export RECFUSE_THREADS=2
-fails=0
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
 
 # ---- rules: hand-computed ------------------------------------------------
 # Purchase baskets (sessions, 30 min): u1 {p1,p2} then {p3} a day later;

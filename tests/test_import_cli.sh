@@ -4,19 +4,11 @@
 # usage: test_import_cli.sh RECFUSE SRCDIR   (temp files under $RF_TEST_TMP or mktemp)
 set -u
 BIN=${1:?usage: test_import_cli.sh RECFUSE SRCDIR}
-BASE=${RF_TEST_TMP:-}
-if [ -n "$BASE" ]; then
-  mkdir -p "$BASE"
-  T=$(mktemp -d "$BASE/import-cli.XXXXXX")
-else
-  T=$(mktemp -d)
-fi
-trap 'rm -rf "$T"' EXIT
-fails=0
-pass=0
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir import-cli
 
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { pass=$((pass + 1)); }
+ok() { pass=$((pass + 1)); } # silent: this test prints only failures
 
 # run NAME EXPECTED_STATUS CMD... : captures $OUT / $ERR
 run() {

@@ -6,18 +6,9 @@
 # Usage: test_predict_cli.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
-BASE=${RF_TEST_TMP:-}
-if [ -n "$BASE" ]; then
-  mkdir -p "$BASE"
-  T=$(mktemp -d "$BASE/predict.XXXXXX")
-else
-  T=$(mktemp -d)
-fi
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir predict
 export RECFUSE_THREADS=2
-fails=0
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
 
 # 40 users x 30 items, ratings from a planted 2-group taste plus user and
 # item offsets, rounded to 1..5; each user rates ~60% of the items.

@@ -4,18 +4,9 @@
 # Usage: test_train_recommend.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
-BASE=${RF_TEST_TMP:-}
-if [ -n "$BASE" ]; then
-  mkdir -p "$BASE"
-  T=$(mktemp -d "$BASE/train-recommend.XXXXXX")
-else
-  T=$(mktemp -d)
-fi
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir train-recommend
 export RECFUSE_THREADS=2
-fails=0
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
 
 # a: i1 i2 i3; b: i1 i2; c: i1 i4; d: i5. Popularity i1=3 i2=2, i3=i4=i5=1.
 D=$T/d
