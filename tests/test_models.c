@@ -338,6 +338,29 @@ static void test_pop_counts(void **state) {
     fx_free(f);
 }
 
+/* A model without an explain op gets the generic reason; bad ids are refused. */
+static void test_explain_generic(void **state) {
+    fixture *f = fx_hand();
+    rf_model *m = fit_model("pop", NULL, &f->d);
+    int32_t items[2] = {1, 0};
+    rf_reason r[2];
+    assert_int_equal(rf_model_explain(m, 0, NULL, items, 2, r, NULL), 0);
+    for (int t = 0; t < 2; t++) {
+        assert_string_equal(r[t].kind, "model");
+        assert_string_equal(r[t].channel, "pop");
+        assert_string_equal(r[t].text, "recommended by pop");
+        assert_int_equal(r[t].ref_item, -1);
+        assert_int_equal(r[t].n_contrib, 1);
+        assert_float_equal(r[t].contrib[0].share, 1, 0);
+    }
+    int32_t bad = 3;
+    rf_err err = {0};
+    assert_int_equal(rf_model_explain(m, 0, NULL, &bad, 1, r, &err), RF_ERANGE);
+    assert_non_null(strstr(err.msg, "out of range"));
+    rf_model_free(m);
+    fx_free(f);
+}
+
 static void test_trending_decay(void **state) {
     fixture *f = fx_hand();
     float s[3];
@@ -811,6 +834,7 @@ int main(void) {
         cmocka_unit_test(test_itemknn_scores_vs_brute),
         cmocka_unit_test(test_itemknn_threads_deterministic),
         cmocka_unit_test(test_pop_counts),
+        cmocka_unit_test(test_explain_generic),
         cmocka_unit_test(test_trending_decay),
         cmocka_unit_test(test_recommend_contract),
         cmocka_unit_test(test_unknown_user_fallback),

@@ -38,6 +38,35 @@ typedef struct rf_hist {
 
 typedef struct rf_model rf_model;
 
+/* The explanation of one recommended item: its main reason, and what
+ * each channel contributed to its rank. Kinds in use (docs/models.md):
+ *   "similar"          similar to ref_item, which the user interacted with
+ *   "bought_together"  bought together with ref_item
+ *   "people_like_you"  users with a similar history chose it
+ *   "content"          matches the user's categories/brands/text
+ *   "popular"          popular (in its category) overall
+ *   "trending"         popular in the recent window
+ *   "model"            generic: scored high by the model named in channel
+ * text is one English sentence naming items by their string ids, e.g.
+ * "similar to i42 you viewed"; ref_item is a model item id the user
+ * really interacted with (in h), or -1 when the reason cites none.
+ * contrib lists channels by decreasing share; shares are >= 0 and sum to
+ * 1 (one entry {channel, 1} for a single model). */
+#define RF_REASON_TEXT 192
+#define RF_REASON_NAME 32
+#define RF_REASON_CONTRIB 12
+typedef struct rf_reason {
+    char kind[RF_REASON_NAME];
+    char channel[RF_REASON_NAME];
+    int32_t ref_item;
+    char text[RF_REASON_TEXT];
+    int n_contrib;
+    struct {
+        char channel[RF_REASON_NAME];
+        float share;
+    } contrib[RF_REASON_CONTRIB];
+} rf_reason;
+
 /* A model's operations. To add a model, define one of these in its own
  * src/models/NAME.c and list it in the registry in src/models/model.c. */
 typedef struct rf_model_ops {
@@ -93,6 +122,12 @@ typedef struct rf_model_ops {
      * floats row-major, borrowed from the model; NULL when it has none.
      * Evaluation uses them for intra-list diversity (ILDemb). */
     const float *(*item_vectors)(const rf_model *m, int *dim);
+    /* Optional: why each of n items (typically what recommend returned)
+     * would be recommended to this user - what actually ranked it. out[t]
+     * for items[t]; see rf_reason. NULL: rf_model_explain gives the
+     * generic reason. Thread-safe. */
+    int (*explain)(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
+                   int32_t n, struct rf_reason *out, struct rf_err *err);
 } rf_model_ops;
 
 struct rf_model {
@@ -156,6 +191,14 @@ typedef struct rf_filter {
  * scratch per thread. */
 int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
                        const rf_filter *f, float *scratch, rf_scored *out, struct rf_err *err);
+
+/* Reasons for n items (model item ids; h may be NULL) through
+ * ops->explain; models without one get the generic reason for every item:
+ * kind "model", channel = the model's name, ref_item -1, text
+ * "recommended by NAME", contrib {NAME, 1}. Items out of range:
+ * RF_ERANGE. Thread-safe. */
+int rf_model_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
+                     int32_t n, rf_reason *out, struct rf_err *err);
 
 /* Save to / load from a model file (binfile.h): header with model name,
  * parameters, dimensions and id maps, then the model's own payload. */

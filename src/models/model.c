@@ -206,6 +206,31 @@ int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, cons
     return rc;
 }
 
+int rf_model_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
+                     int32_t n, rf_reason *out, rf_err *err) {
+    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
+    static const rf_hist empty = {0, NULL, NULL, NULL};
+    if (user < -1 || user >= m->n_users) user = -1;
+    if (!h) h = &empty;
+    for (int32_t i = 0; i < n; i++)
+        if (items[i] < 0 || items[i] >= m->n_items)
+            return rf_err_set(err, RF_ERANGE, "explain: item id %d out of range [0, %d)",
+                              (int)items[i], (int)m->n_items);
+    if (m->ops->explain) return m->ops->explain(m, user, h, items, n, out, err);
+    for (int32_t i = 0; i < n; i++) {
+        rf_reason *r = &out[i];
+        memset(r, 0, sizeof *r);
+        snprintf(r->kind, sizeof r->kind, "model");
+        snprintf(r->channel, sizeof r->channel, "%s", m->ops->name);
+        r->ref_item = -1;
+        snprintf(r->text, sizeof r->text, "recommended by %s", m->ops->name);
+        r->n_contrib = 1;
+        snprintf(r->contrib[0].channel, sizeof r->contrib[0].channel, "%s", m->ops->name);
+        r->contrib[0].share = 1.0f;
+    }
+    return 0;
+}
+
 int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
                        const rf_filter *f, float *scratch, rf_scored *out, rf_err *err) {
     if (k <= 0) return 0;
