@@ -78,6 +78,7 @@ int rf_cmd_predict(rf_args *a);
 int rf_cmd_evaluate(rf_args *a);
 int rf_cmd_tune(rf_args *a);
 int rf_cmd_report(rf_args *a);
+int rf_cmd_similar(rf_args *a);
 int rf_cmd_info(rf_args *a);
 int rf_cmd_rules(rf_args *a);
 

@@ -26,6 +26,7 @@ static const command commands[] = {
     {"report", rf_cmd_report, "write an HTML + JSON evaluation report with charts"},
     {"info", rf_cmd_info, "show what a data directory holds"},
     {"rules", rf_cmd_rules, "list association rules (frequently bought together)"},
+    {"similar", rf_cmd_similar, "list the items most similar to given items (item-kNN)"},
     {NULL, NULL, NULL},
 };
 
