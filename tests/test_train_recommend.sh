@@ -72,6 +72,9 @@ grep -q "k=9 " "$T/t3.out" && ok "--params overrides the file" || { cat "$T/t3.o
   > /dev/null 2> "$T/wf.err"; rc=$?
 [ $rc -eq 2 ] && grep -q "factors=4, this one factors=8" "$T/wf.err" && ok "--init-from factors mismatch" \
   || { cat "$T/wf.err"; bad "--init-from factors mismatch"; }
+"$BIN" train --quiet --data "$D" --model mf --init-from "$T/prev.rfm" > /dev/null 2> "$T/wm.err"
+[ $? -eq 2 ] && grep -q "not a fitted mf model" "$T/wm.err" && ok "--init-from: mf refuses an ials source" \
+  || { cat "$T/wm.err"; bad "--init-from mf from ials"; }
 "$BIN" train --quiet --data "$D" --model ials --init-from "$T/nosuch.rfm" > /dev/null 2>&1
 [ $? -eq 1 ] && ok "--init-from missing file: 1" || bad "--init-from missing file status"
 

@@ -1,8 +1,9 @@
-/* test_ials_warm.c - warm start of ials (rf_ials_set_init): a model started
- * from a previous model's vectors after one iteration is as good as a cold
- * model after many (incremental retraining), vectors are matched by id
- * string and not by position, a source from another domain that shares
- * only part of the items helps, and bad sources are refused.
+/* test_warmstart.c - warm start of ials (rf_ials_set_init) and mf
+ * (rf_mf_set_init): a model started from a previous model's vectors after
+ * one or two iterations (epochs) is as good as a cold model after many
+ * (incremental retraining), vectors are matched by id string and not by
+ * position, a source from another domain that shares only part of the
+ * items helps, and bad sources are refused.
  *
  * Data: a planted world built here - users in 4 taste groups, items in 4
  * matching groups of 25 plus 20 items everybody likes a little; a user
@@ -17,6 +18,7 @@
 #include "recfuse/error.h"
 #include "recfuse/factors.h"
 #include "recfuse/log.h"
+#include "recfuse/mf.h"
 #include "recfuse/model.h"
 #include "recfuse/rng.h"
 #include "testutil.h"
@@ -284,6 +286,128 @@ static void test_bad_sources(void **state) {
     free(w);
 }
 
+/* ---- mf --------------------------------------------------------------- */
+
+/* Planted ratings: 3.5 + b_u + b_i + p_u . q_i + noise (4 latent
+ * dimensions), clipped to [1, 5]; each user rates 30% of the items, every
+ * 10th rating is held out. */
+typedef struct rworld {
+    int64_t n, nh;
+    int32_t u[NU * NI], i[NU * NI], hu[NU * NI], hi[NU * NI];
+    float r[NU * NI], hr[NU * NI];
+} rworld;
+
+static rworld *rworld_new(uint64_t seed) {
+    rworld *w = calloc(1, sizeof *w);
+    rf_rng g;
+    rf_rng_seed(&g, seed);
+    float P[NU][4], Q[NI][4], bu[NU], bi[NI];
+    for (int32_t u = 0; u < NU; u++) {
+        bu[u] = (float)(0.4 * rf_rng_normal(&g));
+        for (int k = 0; k < 4; k++) P[u][k] = (float)(0.7 * rf_rng_normal(&g));
+    }
+    for (int32_t i = 0; i < NI; i++) {
+        bi[i] = (float)(0.4 * rf_rng_normal(&g));
+        for (int k = 0; k < 4; k++) Q[i][k] = (float)(0.7 * rf_rng_normal(&g));
+    }
+    for (int32_t u = 0; u < NU; u++)
+        for (int32_t i = 0; i < NI; i++) {
+            if (rf_rng_uniform(&g) >= 0.3) continue;
+            double r = 3.5 + bu[u] + bi[i] + 0.3 * rf_rng_normal(&g);
+            for (int k = 0; k < 4; k++) r += P[u][k] * Q[i][k];
+            r = r < 1 ? 1 : r > 5 ? 5 : r;
+            if (rf_rng_uniform(&g) < 0.1) {
+                w->hu[w->nh] = u;
+                w->hi[w->nh] = i;
+                w->hr[w->nh++] = (float)r;
+            } else {
+                w->u[w->n] = u;
+                w->i[w->n] = i;
+                w->r[w->n++] = (float)r;
+            }
+        }
+    return w;
+}
+
+static rf_test_ds *rdataset(const rworld *w, int old) {
+    int32_t *r = malloc(sizeof *r * (size_t)w->n), *c = malloc(sizeof *c * (size_t)w->n);
+    float *v = malloc(sizeof *v * (size_t)w->n);
+    int64_t n = 0;
+    for (int64_t t = 0; t < w->n; t++) {
+        if (old && !(w->u[t] < NU * 9 / 10 && (t * 2654435761u) % 10 < 8)) continue;
+        r[n] = w->u[t];
+        c[n] = w->i[t];
+        v[n++] = w->r[t];
+    }
+    rf_test_ds *ds = rf_test_ds_new(NU, "u", NULL, NI, "i", NULL, n, r, c, v);
+    free(r);
+    free(c);
+    free(v);
+    return ds;
+}
+
+static rf_model *fit_mf(const rf_dataset *d, int epochs, const rf_model *init) {
+    char params[96];
+    snprintf(params, sizeof params, "factors=8,epochs=%d,lr=0.02", epochs);
+    rf_model *m = NULL;
+    rf_err err;
+    rf_err_clear(&err);
+    if (rf_model_new("mf", &m, &err) || rf_model_set_params(m, params, &err))
+        fail_msg("mf %s: %s", params, err.msg);
+    m->ops->data_defaults(&m->data_opts);
+    if (init && rf_mf_set_init(m, init, &err)) fail_msg("mf set_init: %s", err.msg);
+    if (rf_model_fit(m, d, &err)) fail_msg("mf fit: %s", err.msg);
+    return m;
+}
+
+static double mf_rmse(const rf_model *m, const rworld *w) {
+    double se = 0;
+    rf_err err;
+    for (int64_t t = 0; t < w->nh; t++) {
+        float p;
+        assert_int_equal(rf_rating_predict(m, w->hu[t], NULL, &w->hi[t], 1, &p, &err), 0);
+        se += (p - w->hr[t]) * (p - w->hr[t]);
+    }
+    return sqrt(se / (double)w->nh);
+}
+
+/* Incremental retraining of mf: 8 warm epochs match a cold fit of 40
+ * (measured held-out RMSE: cold 3 / 6 / 12 / 24 / 40 epochs 0.908 / 0.900
+ * / 0.699 / 0.518 / 0.508, warm 1 / 3 / 6 / 12: 0.555 / 0.529 / 0.514 /
+ * 0.508; the previous model alone 0.576). SGD moves less per pass than
+ * ALS, and the 10% new users start from random vectors. */
+static void test_mf_incremental(void **state) {
+    (void)state;
+    rworld *w = rworld_new(81);
+    rf_test_ds *old = rdataset(w, 1), *now = rdataset(w, 0);
+    rf_model *prev = fit_mf(old->d, 40, NULL);
+    rf_model *c8 = fit_mf(now->d, 8, NULL), *c40 = fit_mf(now->d, 40, NULL);
+    rf_model *w1 = fit_mf(now->d, 1, prev), *w8 = fit_mf(now->d, 8, prev);
+    double e_c8 = mf_rmse(c8, w), e_c40 = mf_rmse(c40, w), e_w1 = mf_rmse(w1, w),
+           e_w8 = mf_rmse(w8, w), e_prev = mf_rmse(prev, w);
+    print_message("mf held-out RMSE: previous model %.4f, cold 8 / 40 epochs %.4f %.4f, warm 1 / "
+                  "8 epochs %.4f %.4f\n",
+                  e_prev, e_c8, e_c40, e_w1, e_w8);
+    if (!(e_w8 <= e_c40 + 0.01 && e_w8 < e_c8 - 0.1 && e_w1 < e_c8 - 0.1))
+        fail_msg("mf warm start: RMSE cold 8/40 %.4f %.4f, warm 1/8 %.4f %.4f", e_c8, e_c40, e_w1,
+                 e_w8);
+    rf_err err;
+    rf_model *other = NULL;
+    assert_int_equal(rf_model_new("mf", &other, &err), 0);
+    assert_int_equal(rf_model_set_params(other, "factors=4", &err), 0);
+    assert_int_equal(rf_mf_set_init(other, prev, &err), RF_EINVAL); /* factors differ */
+    assert_int_equal(rf_mf_set_init(prev, prev, &err), RF_ESTATE);
+    rf_model_free(other);
+    rf_model_free(prev);
+    rf_model_free(c8);
+    rf_model_free(c40);
+    rf_model_free(w1);
+    rf_model_free(w8);
+    rf_test_ds_free(old);
+    rf_test_ds_free(now);
+    free(w);
+}
+
 int main(void) {
     rf_log_set_level(RF_LOG_WARN);
     const struct CMUnitTest tests[] = {
@@ -291,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_matched_by_string),
         cmocka_unit_test(test_transfer),
         cmocka_unit_test(test_bad_sources),
+        cmocka_unit_test(test_mf_incremental),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
