@@ -60,6 +60,24 @@ grep -q "k=9 " "$T/t3.out" && ok "--params overrides the file" || { cat "$T/t3.o
 "$BIN" recommend --data "$D" --k 3 > /dev/null 2>&1; [ $? -eq 2 ] && ok "no users: 2" || bad "no users status"
 "$BIN" recommend --data "$D" --user a --model ials > /dev/null 2>&1; [ $? -eq 1 ] && ok "untrained model: 1" || bad "untrained model status"
 
+# warm start: ials from a previous ials model, matched by id
+"$BIN" train --quiet --data "$D" --model ials --params factors=4,iterations=3 > /dev/null 2>&1 \
+  && cp "$D/models/ials.rfm" "$T/prev.rfm" || bad "train ials"
+"$BIN" train --data "$D" --model ials --params factors=4,iterations=1 --init-from "$T/prev.rfm" \
+  > "$T/warm.out" 2>&1 && grep -q "event=ials.warm_start users=4/4 items=5/5" "$T/warm.out" \
+  && ok "--init-from warm-starts ials" || { cat "$T/warm.out"; bad "--init-from"; }
+"$BIN" train --quiet --data "$D" --model pop --init-from "$T/prev.rfm" > /dev/null 2>&1
+[ $? -eq 2 ] && ok "--init-from with pop: 2" || bad "--init-from pop status"
+"$BIN" train --quiet --data "$D" --model ials --params factors=8 --init-from "$T/prev.rfm" \
+  > /dev/null 2> "$T/wf.err"; rc=$?
+[ $rc -eq 2 ] && grep -q "factors=4, this one factors=8" "$T/wf.err" && ok "--init-from factors mismatch" \
+  || { cat "$T/wf.err"; bad "--init-from factors mismatch"; }
+"$BIN" train --quiet --data "$D" --model mf --init-from "$T/prev.rfm" > /dev/null 2> "$T/wm.err"
+[ $? -eq 2 ] && grep -q "not a fitted mf model" "$T/wm.err" && ok "--init-from: mf refuses an ials source" \
+  || { cat "$T/wm.err"; bad "--init-from mf from ials"; }
+"$BIN" train --quiet --data "$D" --model ials --init-from "$T/nosuch.rfm" > /dev/null 2>&1
+[ $? -eq 1 ] && ok "--init-from missing file: 1" || bad "--init-from missing file status"
+
 # a truncated model file fails cleanly
 head -c 100 "$D/models/pop.rfm" > "$T/p" && cp "$T/p" "$D/models/pop.rfm"
 "$BIN" recommend --data "$D" --user a --model pop > /dev/null 2> "$T/trunc.err"; rc=$?

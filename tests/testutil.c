@@ -7,6 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "recfuse/csr.h"
+#include "recfuse/dataset.h"
+#include "recfuse/idmap.h"
+
 char *rf_test_tmpdir(const char *tag) {
     static int counter = 0;
     const char *base = getenv("RF_TEST_TMP");
@@ -56,4 +60,47 @@ void rf_test_rmtree(const char *dir) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) { /* best effort */
     }
+}
+
+static rf_idmap *named_ids(int32_t n, const char *prefix, const int32_t *name) {
+    rf_idmap *m = NULL;
+    assert_int_equal(rf_idmap_new(&m), 0);
+    char buf[64];
+    int32_t id;
+    for (int32_t k = 0; k < n; k++) {
+        snprintf(buf, sizeof buf, "%s%d", prefix, name ? name[k] : k);
+        assert_int_equal(rf_idmap_put(m, buf, strlen(buf), &id, NULL), 0);
+        assert_int_equal(id, k);
+    }
+    return m;
+}
+
+rf_test_ds *rf_test_ds_new(int32_t nu, const char *uprefix, const int32_t *uname, int32_t ni,
+                           const char *iprefix, const int32_t *iname, int64_t n, const int32_t *r,
+                           const int32_t *c, const float *v) {
+    rf_test_ds *t = calloc(1, sizeof *t);
+    t->d = calloc(1, sizeof *t->d);
+    t->users = named_ids(nu, uprefix, uname);
+    t->items = named_ids(ni, iprefix, iname);
+    rf_dataset *d = t->d;
+    assert_int_equal(rf_csr_from_coo(nu, ni, n, r, c, v, RF_FOLD_SUM, &d->ui, NULL), 0);
+    assert_int_equal(rf_csr_transpose(d->ui, &d->iu), 0);
+    d->n_users = nu;
+    d->n_items = ni;
+    d->users = t->users;
+    d->items = t->items;
+    d->ts_base = d->ts_max = 1000;
+    d->ui_ts = calloc((size_t)(d->ui->nnz ? d->ui->nnz : 1), sizeof *d->ui_ts);
+    return t;
+}
+
+void rf_test_ds_free(rf_test_ds *t) {
+    if (!t) return;
+    rf_csr_free(t->d->ui);
+    rf_csr_free(t->d->iu);
+    free(t->d->ui_ts);
+    free(t->d);
+    rf_idmap_free(t->users);
+    rf_idmap_free(t->items);
+    free(t);
 }

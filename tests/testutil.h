@@ -8,6 +8,22 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+struct rf_dataset;
+struct rf_idmap;
+
+/* A dataset built by hand (owns its matrices and id maps): users named
+ * "<uprefix><uname[u]>" (uname NULL: u), items "<iprefix><iname[i]>", in
+ * dense-id order; pairs (r[t], c[t]) in dense ids with weights v (NULL:
+ * 1), summed when repeated; ts_base = ts_max = 1000, every ui_ts 0. */
+typedef struct rf_test_ds {
+    struct rf_dataset *d;
+    struct rf_idmap *users, *items;
+} rf_test_ds;
+rf_test_ds *rf_test_ds_new(int32_t nu, const char *uprefix, const int32_t *uname, int32_t ni,
+                           const char *iprefix, const int32_t *iname, int64_t n, const int32_t *r,
+                           const int32_t *c, const float *v);
+void rf_test_ds_free(rf_test_ds *t); /* NULL is a no-op */
+
 /* A fresh empty directory under $RF_TEST_TMP (or /tmp), unique per call.
  * Returns a malloc'd path (free()); NULL on failure. */
 char *rf_test_tmpdir(const char *tag);

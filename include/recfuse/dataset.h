@@ -68,16 +68,20 @@ typedef struct rf_dataset {
     int64_t ts_max;    /* largest event time */
     const rf_idmap *users, *items; /* borrowed from the event log */
     /* Optional side data for models that need more than the matrices,
-     * borrowed, NULL when absent. rf_dataset_build leaves both NULL; the
+     * borrowed, NULL when absent. rf_dataset_build leaves them NULL; the
      * caller sets them (the CLI's train and evaluate do) and keeps them
      * alive while models are fit - models copy what they keep.
      *   catalog: item attributes (store.h's rf_catalog, rows matched to
      *            items by id string) - used by "content".
      *   events:  the log the matrices were built from, sharing their id
      *            maps (a split's train log in evaluation) - used by
-     *            "rules" for session baskets. */
+     *            "rules" for session baskets.
+     *   users_info: customer demographics (store.h's rf_user_table: gender,
+     *            age, country, segment; rows matched to users by id
+     *            string) - used by "fm" as user side features. */
     const struct rf_catalog *catalog;
     const rf_events *events;
+    const struct rf_user_table *users_info;
 } rf_dataset;
 
 /* Build the dataset of `ev` (which must outlive it: the id maps are

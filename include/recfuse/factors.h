@@ -50,6 +50,16 @@ typedef struct rf_factors {
  * model lives). RF_EINVAL if m is not a fitted factor model. */
 int rf_factors_get(const rf_model *m, rf_factors *out, struct rf_err *err);
 
+/* Warm start (incremental retraining, transfer from another domain): the
+ * next rf_model_fit of the ials model m starts from the vectors of src, a
+ * fitted ials model with the same `factors`. Every user and item of the
+ * training data whose id string src also knows gets src's vector (matched
+ * by string, not position); the others get the usual random init. src is
+ * borrowed until that fit returns (the fit forgets it); src NULL cancels.
+ * RF_EINVAL: m not an ials model, src not a fitted ials model, or the
+ * factors differ; RF_ESTATE: m already fitted. */
+int rf_ials_set_init(rf_model *m, const rf_model *src, struct rf_err *err);
+
 /* Scores of all items for a user vector `vec` (dim floats):
  * out[i] = vec . items[i], n_items floats. Thread-safe. */
 void rf_factors_score_all(const rf_factors *f, const float *vec, float *out);

@@ -19,6 +19,14 @@ struct rf_err;
 /* 1 if m is a fitted mf or svdpp model, else 0. */
 int rf_rating_model(const rf_model *m);
 
+/* Warm start of "mf", as rf_ials_set_init (factors.h) for ials: the next
+ * rf_model_fit of m starts from src's user and item vectors and biases
+ * wherever the id strings match (others get the usual random init); src
+ * (a fitted mf model with the same factors) is borrowed until that fit
+ * returns; NULL cancels. RF_EINVAL: m not an mf model, src not a fitted
+ * mf model, or other factors; RF_ESTATE: m already fitted. */
+int rf_mf_set_init(rf_model *m, const rf_model *src, struct rf_err *err);
+
 /* Predicted ratings of user `user` (model user id, or -1 if the model does
  * not know the user) for items[k] (model item ids, -1 for an item the model
  * does not know), k < n, into out. What is unknown contributes nothing:

@@ -229,7 +229,14 @@ int rf_hist_from_events(const rf_model *m, const rf_events *ev, int32_t **items,
                         int64_t **ts, int32_t *n, struct rf_err *err);
 
 /* Build the history of a training user from a dataset row (borrowing the
- * dataset's arrays; ts stays NULL). */
+ * dataset's arrays; ts stays NULL, so time-aware scoring - half_life
+ * decay, rules' last session - is off: use rf_hist_from_row_ts for it). */
 void rf_hist_from_row(const rf_dataset *d, int32_t user, rf_hist *h);
+/* The same with times: ts (caller-owned, room for the row's length,
+ * rf_csr_row_len(d->ui, user)) receives each item's newest event time,
+ * d->ts_base + d->ui_ts[entry], and h->ts points at it; h->ts stays NULL
+ * when the dataset has no ui_ts. Offline evaluation builds its
+ * histories this way, as the server does from events. */
+void rf_hist_from_row_ts(const rf_dataset *d, int32_t user, int64_t *ts, rf_hist *h);
 
 #endif

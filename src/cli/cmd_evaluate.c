@@ -363,6 +363,7 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
             if ((rc = rf_dataset_build(ev, &models[j]->data_opts, &ds[j], err)))
                 goto out;
             ds[j]->catalog = r.catalog;
+            ds[j]->users_info = r.users_info;
             ds[j]->events = ev;
         }
     }

@@ -13,6 +13,8 @@
 
 #include "cli/cli.h"
 #include "recfuse/dataset.h"
+#include "recfuse/factors.h"
+#include "recfuse/mf.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
@@ -25,7 +27,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: recfuse train --data DIR [--model NAME[,NAME...]] [--params k=v,...]\n"
             "                     [--weights view=1,cart=3,purchase=5] [--half-life DAYS] "
-            "[--binary]\n\n"
+            "[--binary]\n"
+            "                     [--init-from MODELFILE]\n\n"
             "Fits models on the interactions in DIR and saves DIR/models/NAME.rfm.\n"
             "Without --model: trains %s", default_models[0]);
     for (int i = 1; default_models[i]; i++) fprintf(out, ", %s", default_models[i]);
@@ -36,7 +39,9 @@ static void usage(FILE *out) {
             "                     purchase=5,rating=1,custom=1)\n"
             "  --half-life DAYS   decay interaction weights by age (default 0: no decay)\n"
             "  --binary           every (user, item) pair weighs 1; the default when all\n"
-            "                     events are ratings and --weights is not given\n\n"
+            "                     events are ratings and --weights is not given\n"
+            "  --init-from FILE   warm start (ials, mf): start from a previous model's vectors,\n"
+            "                     matched by user and item id; new ids start at random\n\n"
             "models:\n");
     for (const char *const *n = rf_model_names(); *n; n++) {
         const rf_model_ops *ops = rf_model_find(*n);
@@ -62,6 +67,7 @@ int rf_cmd_train(rf_args *a) {
     const char *model_arg = rf_arg_str(a, "model", NULL);
     const char *params = rf_arg_str(a, "params", NULL);
     const char *weights = rf_arg_str(a, "weights", NULL);
+    const char *init_from = rf_arg_str(a, "init-from", NULL);
     int binary = rf_arg_flag(a, "binary");
     double half_life = 0;
     if (rf_arg_double(a, "half-life", 0, 0, 1e6, &half_life, &err)) return rf_cli_fail("train", &err);
@@ -69,7 +75,8 @@ int rf_cmd_train(rf_args *a) {
     rf_events *ev = NULL;
     rf_dataset *d = NULL;
     rf_catalog *cat = NULL; /* side data for models: content uses the catalog */
-    rf_model *m = NULL;
+    rf_user_table *uinfo = NULL; /* fm: demographics */
+    rf_model *m = NULL, *init_src = NULL; /* --init-from: the previous model */
     char *names_copy = NULL;
     int status = 1;
     /* --data is read by rf_cli_open_store; check the rest first. */
@@ -113,6 +120,18 @@ int rf_cmd_train(rf_args *a) {
         m = NULL;
     }
 
+    if (init_from) { /* checked before any data is loaded */
+        if (n_names != 1 || (strcmp(names[0], "ials") != 0 && strcmp(names[0], "mf") != 0)) {
+            rf_err_set(&err, RF_EINVAL, "--init-from needs exactly one --model, ials or mf (warm "
+                                        "start exists for those)");
+            goto fail;
+        }
+        if (rf_model_load(init_from, &init_src, &err)) {
+            rf_err_prefix(&err, "--init-from %s", init_from);
+            goto fail;
+        }
+    }
+
     rf_dataset_opts opts;
     rf_dataset_opts_default(&opts);
     if (weights && rf_dataset_parse_weights(&opts, weights, &err)) {
@@ -139,8 +158,9 @@ int rf_cmd_train(rf_args *a) {
     }
     double t0 = rf_mono();
     if (rf_dataset_build(ev, &opts, &d, &err)) goto fail;
-    if (rf_store_load_catalog(s, &cat, &err)) goto fail;
+    if (rf_store_load_catalog(s, &cat, &err) || rf_store_load_users(s, &uinfo, &err)) goto fail;
     d->catalog = cat; /* content: item attributes */
+    d->users_info = uinfo; /* fm: user demographics */
     d->events = ev;   /* rules: session baskets */
     rf_log(RF_LOG_INFO, "train.dataset", "users=%d items=%d nnz=%lld events=%lld seconds=%.2f",
            d->n_users, d->n_items, (long long)d->ui->nnz, (long long)ev->n, rf_mono() - t0);
@@ -150,6 +170,11 @@ int rf_cmd_train(rf_args *a) {
     if (rf_mkdirs(dir, &err)) goto fail;
     for (int i = 0; i < n_names; i++) {
         if (rf_cli_model_create(rf_store_dir(s), names[i], params, &m, NULL, &err)) goto fail;
+        if (init_src && (strcmp(names[i], "ials") == 0 ? rf_ials_set_init(m, init_src, &err)
+                                                       : rf_mf_set_init(m, init_src, &err))) {
+            rf_err_prefix(&err, "--init-from %s", init_from);
+            goto fail;
+        }
         if (rf_cli_model_fit(m, ev, &opts, d, &err)) goto fail; /* mf/svdpp: own matrix */
         rf_store_model_path(s, names[i], path, sizeof path);
         if (rf_model_save(m, path, &err)) goto fail;
@@ -167,8 +192,10 @@ fail:
     if (status) status = rf_cli_fail("train", &err);
     rf_free(names_copy);
     rf_model_free(m);
+    rf_model_free(init_src);
     rf_dataset_free(d);
     rf_catalog_free(cat);
+    rf_user_table_free(uinfo);
     rf_events_free(ev);
     rf_store_close(s);
     return status;

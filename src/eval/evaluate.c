@@ -184,6 +184,7 @@ static int32_t *translate_map(const rf_idmap *src, int32_t n, const rf_idmap *ds
 typedef struct hpair {
     int32_t item;
     float w;
+    int64_t ts;
 } hpair;
 
 static int cmp_hpair(const void *pa, const void *pb) {
@@ -674,6 +675,8 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
     hpair *hp = NULL;
     int32_t *hitems = NULL;
     float *hweights = NULL;
+    /* history times (d->ts_base + ui_ts), so time-aware scoring works offline */
+    int64_t *hts = train->ui_ts ? rf_malloc_array(tT * (size_t)block_hist, sizeof *hts) : NULL;
     if (translate_hist) {
         size_t hn = tT * (size_t)block_hist;
         hp = rf_malloc_array(hn, sizeof *hp);
@@ -683,7 +686,7 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
     if (!scores || !hists || !musers || !tops || !rk || !relm || !aucbuf || !aucibuf || !cmaxbuf ||
         (opts->item_category && !catbuf) || (dim && !vsum) || (sampled && !stamp) ||
         (opts->ratings && (!ritems || !rpred || !r_se || !r_n)) ||
-        (translate_hist && (!hp || !hitems || !hweights))) {
+        (translate_hist && (!hp || !hitems || !hweights)) || (train->ui_ts && !hts)) {
         rc = rf_err_set(err, RF_ENOMEM, "evaluate: out of memory for %lld users x %d items",
                         (long long)n_eval, (int)n_mi);
         goto free_scratch;
@@ -768,10 +771,8 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
                     hi = ui->indptr[u + 1];
                 }
                 if (!translate_hist) {
-                    h->n = (int32_t)(hi - lo);
-                    h->items = ui->indices + lo;
-                    h->weights = ui->data + lo;
-                    h->ts = NULL;
+                    rf_hist_from_row_ts(train, u, hts ? hts + hpos : NULL, h);
+                    hpos += (size_t)h->n;
                 } else {
                     hpair *p = hp + hpos;
                     int32_t n = 0;
@@ -781,17 +782,19 @@ int rf_evaluate_ex(const rf_model *m, const rf_dataset *train, const rf_csr *tes
                             continue;
                         p[n].item = mi;
                         p[n].w = ui->data[j];
+                        p[n].ts = hts ? train->ts_base + (int64_t)train->ui_ts[j] : 0;
                         n++;
                     }
                     qsort(p, (size_t)n, sizeof *p, cmp_hpair);
                     for (int32_t j = 0; j < n; j++) {
                         hitems[hpos + j] = p[j].item;
                         hweights[hpos + j] = p[j].w;
+                        if (hts) hts[hpos + j] = p[j].ts;
                     }
                     h->n = n;
                     h->items = hitems + hpos;
                     h->weights = hweights + hpos;
-                    h->ts = NULL;
+                    h->ts = hts ? hts + hpos : NULL;
                     hpos += (size_t)n;
                 }
                 if (hi == lo)
@@ -942,6 +945,7 @@ free_scratch:
     rf_free(hp);
     rf_free(hitems);
     rf_free(hweights);
+    rf_free(hts);
     rf_free(unit);
     rf_free(exposure);
     rf_free(pop);

@@ -49,16 +49,17 @@ static const struct {
      "sim=cosine;k=20:800:log;shrink=0:50;q=1:4"
      " | sim=asym;alpha=0.1:0.9;k=20:800:log;q=1:4"
      " | sim=jaccard;k=20:800:log;q=1:4"
-     " | sim=bm25;k1=0.5:3;b=0.3:1;k=20:800:log"
+     " | sim=bm25;k1=0.5:3;b=0.3:1;k=20:800:log;q=1"
      " | sim=tfidf;k=20:800:log;q=1:4"
-     " | sim=rp3b;p3_alpha=0.3:1.5;p3_beta=0:1;k=20:800:log",
+     " | sim=rp3b;p3_alpha=0.05:1.5;p3_beta=0:1;k=20:800:log;q=1",
      "ndcg@10", NULL},
     {"userknn",
      "sim=cosine;k=20:500:log;shrink=0:50;q=1:4"
      " | sim=asym;alpha=0.1:0.9;k=20:500:log;q=1:4"
      " | sim=bm25;k1=0.5:3;b=0.3:1;k=20:500:log",
      "ndcg@10", NULL},
-    {"ials", "factors=32,64,128,256;reg=0.1:100:log;alpha=0.1:30:log", "ndcg@10", "iterations"},
+    {"ials", "factors=64,128,256;reg=3:100:log;alpha=0.5:4:log;unobs_weight=1:16:log", "ndcg@10",
+     "iterations"},
     {"ease", "lambda=10:5000:log", "ndcg@10", NULL},
     {"bpr", "factors=32,64,128;lr=0.005:0.2:log;reg=0.00001:0.05:log", "ndcg@10", "epochs"},
     {"mf", "factors=20:200:log;lr=0.002:0.02:log;reg=0.01:0.2:log", "rmse", "epochs"},
@@ -860,6 +861,7 @@ int rf_tune_run(const char *model, const rf_tune_space *space, const rf_tune_dat
         if ((rc = rf_dataset_build(data->train_ev, &c.mo, &own, err)))
             goto out;
         own->catalog = data->train->catalog;
+        own->users_info = data->train->users_info;
         own->events = data->train->events;
         c.ds = own;
     }

@@ -3,11 +3,11 @@
  * (ranking) or log loss (click / purchase probability).
  *
  * Features of one training case (user u, item i, event time t):
- *   user one-hot u | item one-hot i | item side features of i (features.h:
- *   brand, category path, price band, tags; text TF-IDF with text=1) |
- *   context: hour of day and weekday (UTC) of the pair's last event.
- * The dataset carries no user table, so there are no user side features
- * (demographics); users are one-hot only.
+ *   user one-hot u | user side features of u (demographics from
+ *   d->users_info: gender, age band, country, segment) | item one-hot i |
+ *   item side features of i (features.h: brand, category path, price
+ *   band, tags; text TF-IDF with text=1) | context: hour of day and
+ *   weekday (UTC) of the pair's last event.
  *
  * DESIGN:
  * - Training is plain SGD over the positive (user, item) pairs of the
@@ -22,13 +22,16 @@
  * - Items without training interactions ("cold") keep a zero one-hot
  *   (weight and vector): they are never sampled, and are scored through
  *   their side features alone, which is how a new catalog item gets
- *   recommended.
+ *   recommended. Likewise users without training interactions keep a
+ *   zero one-hot and are scored through their demographics alone.
  * - Scoring has no context (the request time is not part of score_all):
  *   the context features are absent (x = 0), which is the FM prediction
  *   for an unknown context. With the user part p_u = v_u, b_u = w_u and
  *   the item part q_i = sum_f v_f x_f, c_i = w0 + sum_f w_f x_f + the
- *   pairwise terms inside the item's features, score(u, i) = b_u + c_i +
- *   p_u . q_i; the model stores only p, b, q, c (O(k) per item at serve).
+ *   pairwise terms inside the item's features, and the user part
+ *   likewise over the user's one-hot and demographics (p_u, b_u without
+ *   w0), score(u, i) = b_u + c_i + p_u . q_i; the model stores only p,
+ *   b, q, c (O(k) per item at serve).
  * - An unknown user (user -1) has no user feature, so the FM's own
  *   prediction is c_i: the learned item bias plus side features, which
  *   plays the part of popularity. */
@@ -41,10 +44,12 @@
 #include "recfuse/binfile.h"
 #include "recfuse/error.h"
 #include "recfuse/features.h"
+#include "recfuse/idmap.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
 #include "recfuse/rng.h"
+#include "recfuse/store.h"
 
 #define FM_NCTX 31 /* 24 hours + 7 weekdays */
 
@@ -125,7 +130,7 @@ typedef struct fm_params {
     int epochs;
     int loss;
     int neg;
-    int side, text, context;
+    int side, text, context, user_side;
     int seed;
 } fm_params;
 
@@ -133,7 +138,7 @@ typedef struct fm_impl {
     int k;
     float *P, *b; /* n_users x k, n_users */
     float *Q, *c; /* n_items x k, n_items */
-    int32_t n_side; /* side-feature columns used in training (informative) */
+    int32_t n_side;  /* item side-feature columns used in training (informative) */
 } fm_impl;
 
 static const rf_param_def fm_defs[] = {
@@ -153,6 +158,8 @@ static const rf_param_def fm_defs[] = {
      "1: item side features from the catalog (brand, category, price band, tags)"},
     {"text", RF_P_INT, offsetof(fm_params, text), 0, 0, 1, NULL,
      "1: also TF-IDF text of title and description (with side=1)"},
+    {"user_side", RF_P_INT, offsetof(fm_params, user_side), 1, 0, 1, NULL,
+     "1: user side features (gender, age band, country, segment) from the users table"},
     {"context", RF_P_INT, offsetof(fm_params, context), 1, 0, 1, NULL,
      "1: hour-of-day and weekday features of the event in training"},
     {"seed", RF_P_INT, offsetof(fm_params, seed), 42, 0, 2147483647, NULL, "random seed"},
@@ -191,25 +198,108 @@ static int row_has(const rf_csr *m, int32_t r, int32_t c) {
     return lo < m->indptr[r + 1] && m->indices[lo] == c;
 }
 
-/* Input of (user u, item i, context slots hour/wday or -1) into ex's
- * buffers idx/val (capacity 3 + the item's side features). */
-static void make_ex(const rf_model *m, const rf_item_features *f, int32_t side0, int32_t ctx0,
-                    int32_t u, int32_t i, int hour, int wday, int32_t *idx, float *val,
-                    rf_fm_ex *ex) {
+/* Age bands of the user features (years; the last band is open). */
+static const int g_age_lo[] = {0, 18, 25, 35, 45, 55};
+#define FM_NAGE ((int)(sizeof g_age_lo / sizeof g_age_lo[0]))
+
+static int user_feat(rf_idmap *vocab, const char *kind, const char *v, int32_t *col, rf_err *err) {
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "%s=%s", kind, v);
+    if (n < 0 || n >= (int)sizeof buf) n = (int)sizeof buf - 1;
+    if (rf_idmap_put(vocab, buf, (size_t)n, col, NULL))
+        return rf_err_set(err, RF_ENOMEM, "fm: out of memory (user features)");
+    return 0;
+}
+
+/* The user side features of d's users from d->users_info (rows matched
+ * by id string): one column per distinct gender, age band, country and
+ * segment value, a user's entries 1/sqrt(their count) (L2-normalised, as
+ * the item features); *out NULL when no user of d has any. */
+static int user_features(const rf_dataset *d, rf_csr **out, rf_err *err) {
+    *out = NULL;
+    const rf_user_table *t = d->users_info;
+    if (!t || t->n == 0 || !d->users) return 0;
+    rf_idmap *vocab = NULL;
+    int32_t *r = rf_malloc_array((size_t)t->n * 4 + 1, sizeof *r);
+    int32_t *c = rf_malloc_array((size_t)t->n * 4 + 1, sizeof *c);
+    float *v = rf_malloc_array((size_t)t->n * 4 + 1, sizeof *v);
+    int rc = rf_idmap_new(&vocab);
+    if (rc || !r || !c || !v) {
+        rc = rf_err_set(err, RF_ENOMEM, "fm: out of memory (user features)");
+        goto done;
+    }
+    int64_t n = 0;
+    for (int64_t k = 0; k < t->n && !rc; k++) {
+        const rf_user_info *ui = &t->users[k];
+        int32_t u = ui->id ? rf_idmap_find(d->users, ui->id, strlen(ui->id)) : -1;
+        if (u < 0 || u >= d->n_users) continue;
+        int64_t first = n;
+        const char *kinds[3] = {"gender", "country", "segment"};
+        const char *vals[3] = {ui->gender, ui->country, ui->segment};
+        for (int q = 0; q < 3 && !rc; q++)
+            if (vals[q] && vals[q][0] && !(rc = user_feat(vocab, kinds[q], vals[q], &c[n], err)))
+                r[n++] = u;
+        if (ui->age >= 0 && !rc) {
+            int b = FM_NAGE - 1;
+            while (b > 0 && ui->age < g_age_lo[b]) b--;
+            char band[16];
+            snprintf(band, sizeof band, "%d", g_age_lo[b]);
+            if (!(rc = user_feat(vocab, "age", band, &c[n], err))) r[n++] = u;
+        }
+        for (int64_t q = first; q < n; q++) v[q] = (float)(1.0 / sqrt((double)(n - first)));
+    }
+    if (!rc && n > 0 &&
+        (rc = rf_csr_from_coo(d->n_users, rf_idmap_size(vocab), n, r, c, v, RF_FOLD_LAST, out,
+                              NULL)))
+        rf_err_set(err, rc, "fm: user features: %s", rf_strerror(rc));
+done:
+    rf_idmap_free(vocab);
+    rf_free(r);
+    rf_free(c);
+    rf_free(v);
+    return rc;
+}
+
+/* Where the blocks of the feature vector start, and the side data. */
+typedef struct fm_layout {
+    const rf_item_features *f; /* item side features or NULL */
+    const rf_csr *uf;          /* user side features or NULL */
+    int32_t uside0, item0, side0, ctx0;
+} fm_layout;
+
+/* Input of (user u or -1, item i or -1, context slots hour/wday or -1)
+ * into ex's buffers idx/val (capacity 4 + the user's and the item's side
+ * features). */
+static void make_ex(const fm_layout *L, int32_t u, int32_t i, int hour, int wday, int32_t *idx,
+                    float *val, rf_fm_ex *ex) {
+    const rf_item_features *f = L->f;
     int32_t n = 0;
-    idx[n] = u;
-    val[n++] = 1;
-    idx[n] = m->n_users + i;
+    if (u >= 0) {
+        idx[n] = u;
+        val[n++] = 1;
+        if (L->uf)
+            for (int64_t q = L->uf->indptr[u]; q < L->uf->indptr[u + 1]; q++) {
+                idx[n] = L->uside0 + L->uf->indices[q];
+                val[n++] = L->uf->data[q];
+            }
+    }
+    if (i < 0) {
+        ex->n = n;
+        ex->idx = idx;
+        ex->val = val;
+        return;
+    }
+    idx[n] = L->item0 + i;
     val[n++] = 1;
     if (f)
         for (int64_t q = f->x->indptr[i]; q < f->x->indptr[i + 1]; q++) {
-            idx[n] = side0 + f->x->indices[q];
+            idx[n] = L->side0 + f->x->indices[q];
             val[n++] = f->x->data[q];
         }
     if (hour >= 0) {
-        idx[n] = ctx0 + hour;
+        idx[n] = L->ctx0 + hour;
         val[n++] = 1;
-        idx[n] = ctx0 + 24 + wday;
+        idx[n] = L->ctx0 + 24 + wday;
         val[n++] = 1;
     }
     ex->n = n;
@@ -235,26 +325,34 @@ static int fm_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const int k = pp->factors;
     const int32_t nu = d->n_users, ni = d->n_items;
     rf_item_features *f = NULL;
+    rf_csr *uf = NULL;
     int rc = 0;
+    if (pp->user_side && (rc = user_features(d, &uf, err))) return rc;
     if (pp->side && d->catalog) {
         rf_features_opts o;
         rf_features_opts_default(&o);
         if (!pp->text) o.w_text = 0;
         o.w_vector = 0;
-        if ((rc = rf_item_features_build(d->catalog, d->items, ni, &o, &f, err))) return rc;
+        if ((rc = rf_item_features_build(d->catalog, d->items, ni, &o, &f, err))) {
+            rf_csr_free(uf);
+            return rc;
+        }
     } else if (pp->side) {
         rf_log(RF_LOG_WARN, "fm.no_catalog",
                "msg=\"the dataset carries no catalog: fm uses no item side features\"");
     }
-    const int32_t nside = f ? f->n_feats : 0;
+    const int32_t nside = f ? f->n_feats : 0, nuside = uf ? uf->ncols : 0;
     const int use_ctx = pp->context && d->ui_ts;
-    const int32_t side0 = nu + ni, ctx0 = side0 + nside;
-    const int64_t nfeat = (int64_t)ctx0 + (use_ctx ? FM_NCTX : 0);
-    int32_t maxside = 0;
+    fm_layout L = {f, uf, nu, nu + nuside, nu + nuside + ni, nu + nuside + ni + nside};
+    const int64_t nfeat = (int64_t)L.ctx0 + (use_ctx ? FM_NCTX : 0);
+    int32_t maxside = 0, maxuside = 0;
     if (f)
         for (int32_t i = 0; i < ni; i++)
             if (rf_csr_row_len(f->x, i) > maxside) maxside = (int32_t)rf_csr_row_len(f->x, i);
-    const int32_t cap = 4 + maxside;
+    if (uf)
+        for (int32_t u = 0; u < nu; u++)
+            if (rf_csr_row_len(uf, u) > maxuside) maxuside = (int32_t)rf_csr_row_len(uf, u);
+    const int32_t cap = 4 + maxside + maxuside;
     const int64_t nnz = d->ui->nnz;
 
     rf_fm_weights w = {.n_feats = (int32_t)nfeat, .k = k, .w0 = 0};
@@ -289,8 +387,10 @@ static int fm_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     int32_t nwarm = 0;
     for (int32_t i = 0; i < ni; i++) {
         if (rf_csr_row_len(d->iu, i) > 0) warm[nwarm++] = i;
-        else memset(w.V + (size_t)(nu + i) * k, 0, (size_t)k * sizeof *w.V);
+        else memset(w.V + (size_t)(L.item0 + i) * k, 0, (size_t)k * sizeof *w.V);
     }
+    for (int32_t u = 0; u < nu; u++) /* cold users: demographics only */
+        if (rf_csr_row_len(d->ui, u) == 0) memset(w.V + (size_t)u * k, 0, (size_t)k * sizeof *w.V);
     for (int32_t u = 0; u < nu; u++)
         for (int64_t q = d->ui->indptr[u]; q < d->ui->indptr[u + 1]; q++) rowof[q] = u;
     for (int64_t q = 0; q < nnz; q++) order[q] = (int32_t)q;
@@ -312,7 +412,7 @@ static int fm_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
                 wday = (int)(((day + 4) % 7 + 7) % 7); /* 0 = Sunday */
             }
             rf_fm_ex a, b;
-            make_ex(m, f, side0, ctx0, u, i, hour, wday, ibuf, vbuf, &a);
+            make_ex(&L, u, i, hour, wday, ibuf, vbuf, &a);
             if (pp->loss == RF_FM_LOGLOSS) {
                 tot += rf_fm_loss_grad(&w, RF_FM_LOGLOSS, &a, NULL, 1, &g, scratch);
                 apply_grad(&w, &g, lr, reg);
@@ -328,9 +428,9 @@ static int fm_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
                     }
                 }
                 if (j < 0) continue;
-                make_ex(m, f, side0, ctx0, u, j, hour, wday, ibuf + 2 * cap, vbuf + 2 * cap, &b);
+                make_ex(&L, u, j, hour, wday, ibuf + 2 * cap, vbuf + 2 * cap, &b);
                 if (pp->loss == RF_FM_BPR) {
-                    make_ex(m, f, side0, ctx0, u, i, hour, wday, ibuf, vbuf, &a);
+                    make_ex(&L, u, i, hour, wday, ibuf, vbuf, &a);
                     tot += rf_fm_loss_grad(&w, RF_FM_BPR, &a, &b, 0, &g, scratch);
                 } else {
                     tot += rf_fm_loss_grad(&w, RF_FM_LOGLOSS, &b, NULL, 0, &g, scratch);
@@ -346,17 +446,16 @@ static int fm_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
             goto done;
         }
     }
-    /* serving parts: users, then items (see DESIGN) */
+    /* serving parts: users (without w0), then items (see DESIGN) */
     for (int32_t u = 0; u < nu; u++) {
-        memcpy(P + (size_t)u * k, w.V + (size_t)u * k, (size_t)k * sizeof *P);
-        bu[u] = w.w[u];
+        rf_fm_ex x;
+        make_ex(&L, u, -1, -1, -1, ibuf, vbuf, &x);
+        bu[u] = (float)(rf_fm_predict(&w, &x, scratch) - w.w0);
+        for (int dd = 0; dd < k; dd++) P[(size_t)u * k + dd] = (float)scratch[dd];
     }
     for (int32_t i = 0; i < ni; i++) {
         rf_fm_ex x;
-        make_ex(m, f, side0, ctx0, 0, i, -1, -1, ibuf, vbuf, &x);
-        x.n--; /* drop the user one-hot (first entry) */
-        x.idx++;
-        x.val++;
+        make_ex(&L, -1, i, -1, -1, ibuf, vbuf, &x);
         double y = rf_fm_predict(&w, &x, scratch);
         ci[i] = (float)y;
         for (int dd = 0; dd < k; dd++) Q[(size_t)i * k + dd] = (float)scratch[dd];
@@ -369,10 +468,12 @@ static int fm_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     p->c = ci;
     p->n_side = nside;
     P = bu = Q = ci = NULL;
-    rf_log(RF_LOG_INFO, "fm.fit", "users=%d items=%d warm=%d side=%d context=%d loss=%.5f", nu, ni,
-           nwarm, nside, use_ctx, last_loss);
+    rf_log(RF_LOG_INFO, "fm.fit",
+           "users=%d items=%d warm=%d side=%d user_side=%d context=%d loss=%.5f", nu, ni, nwarm,
+           nside, nuside, use_ctx, last_loss);
 done:
     rf_item_features_free(f);
+    rf_csr_free(uf);
     rf_free(w.w);
     rf_free(w.V);
     rf_free(order);

@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 
 #include "recfuse/binfile.h"
+#include "recfuse/coldstart.h"
 #include "recfuse/error.h"
 #include "recfuse/factors.h"
 #include "recfuse/log.h"
@@ -82,6 +83,7 @@ typedef struct ials_impl {
     float *pop;           /* n_items: distinct training users (fallback) */
     float *w;             /* n_items unobserved-cell weights; NULL when all 1 */
     double w_norm;        /* mean of pop^unobs_exp (w = pop^unobs_exp / w_norm) */
+    const rf_model *init_src; /* warm start of the next fit (borrowed), or NULL */
 } ials_impl;
 
 /* Defaults tuned on ML-100K validation (docs/models-ials-ease.md). */
@@ -323,9 +325,33 @@ static int finish_impl(const rf_model *m, ials_impl *p, rf_err *err) {
     return rc;
 }
 
+static int dim_mismatch(int have, int want, rf_err *err) {
+    return rf_err_set(err, RF_EINVAL,
+                      "warm start: the source model has factors=%d, this one factors=%d (they "
+                      "must match)",
+                      have, want);
+}
+
+/* The warm start of ials_fit: rows of U and V whose id strings src has
+ * get src's vectors (the rest keep their random init). */
+static int warm_start(const rf_dataset *d, const rf_model *src, ials_impl *p, rf_err *err) {
+    rf_factors s;
+    int rc = rf_factors_get(src, &s, err);
+    if (rc) return rc;
+    if (s.dim != p->dim) return dim_mismatch(s.dim, p->dim, err);
+    int32_t nu = rf_warmstart_copy(src->users, s.n_users, s.users, s.ld, d->users, d->n_users,
+                                   p->U, p->ld, p->dim);
+    int32_t ni = rf_warmstart_copy(src->items, s.n_items, s.items, s.ld, d->items, d->n_items,
+                                   p->V, p->ld, p->dim);
+    rf_log(RF_LOG_INFO, "ials.warm_start", "users=%d/%d items=%d/%d", nu, d->n_users, ni,
+           d->n_items);
+    return 0;
+}
+
 static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const ials_params *pp = m->params;
     ials_impl *p = m->impl;
+    const rf_model *init_src = p->init_src; /* used by this fit only */
     impl_clear(p);
     const int dim = pp->factors, ld = round8(dim), nth = rf_threads();
     const size_t wf = rf_als_work_floats(ld);
@@ -355,6 +381,7 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const double scale = pp->init / sqrt((double)dim);
     init_factors(p->U, d->n_users, dim, ld, scale, (uint64_t)pp->seed, 0, nth);
     init_factors(p->V, d->n_items, dim, ld, scale, (uint64_t)pp->seed, (uint64_t)1 << 40, nth);
+    if (init_src && (rc = warm_start(d, init_src, p, err))) goto fail;
 
     int unit = 1;
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
@@ -481,6 +508,26 @@ int rf_factors_get(const rf_model *m, rf_factors *out, rf_err *err) {
     out->ld = p->ld;
     out->users = p->U;
     out->items = p->V;
+    return 0;
+}
+
+int rf_ials_set_init(rf_model *m, const rf_model *src, rf_err *err) {
+    if (!m || m->ops != &rf_model_ials_ops || !m->impl)
+        return rf_err_set(err, RF_EINVAL, "warm start: only an ials model can be initialised "
+                                          "from another model");
+    if (m->fitted) return rf_err_set(err, RF_ESTATE, "warm start: the model is already fitted");
+    ials_impl *p = m->impl;
+    p->init_src = NULL;
+    if (!src) return 0;
+    int rc = check_model(src, err);
+    if (rc) {
+        rf_err_prefix(err, "warm start: source");
+        return rc;
+    }
+    const int want = ((const ials_params *)m->params)->factors,
+              have = ((const ials_impl *)src->impl)->dim;
+    if (have != want) return dim_mismatch(have, want, err);
+    p->init_src = src;
     return 0;
 }
 

@@ -5,7 +5,9 @@
  * on the biases; loss in models/sgd.h). Each epoch visits every rating
  * once in a fresh seeded random order; the learning rate of epoch e is
  * lr * lr_decay^e. Factors start from N(0, init_std^2) (seeded), biases
- * from 0, mu is the mean training rating. Predictions are clipped to the
+ * from 0 - or, after rf_mf_set_init, factors and biases of users and items
+ * a previous model knows (by id string) from that model's values (warm
+ * start); mu is the mean training rating. Predictions are clipped to the
  * training rating range (models/sgd_rating.c holds prediction, fold-in of
  * new users and the model file).
  *
@@ -32,7 +34,9 @@
 #include <stddef.h>
 
 #include "models/sgd.h"
+#include "recfuse/coldstart.h"
 #include "recfuse/error.h"
+#include "recfuse/mf.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/progress.h"
@@ -67,9 +71,53 @@ static const rf_param_def mf_defs[] = {
     {0},
 };
 
+extern const rf_model_ops rf_model_mf_ops;
+
+int rf_mf_set_init(rf_model *m, const rf_model *src, rf_err *err) {
+    if (!m || m->ops != &rf_model_mf_ops || !m->impl)
+        return rf_err_set(err, RF_EINVAL, "warm start: not an mf model");
+    if (m->fitted) return rf_err_set(err, RF_ESTATE, "warm start: the model is already fitted");
+    rf_rating_impl *p = m->impl;
+    p->init_src = NULL;
+    if (!src) return 0;
+    if (src->ops != &rf_model_mf_ops || !src->fitted || !src->impl)
+        return rf_err_set(err, RF_EINVAL, "warm start: source: not a fitted mf model");
+    const int have = ((const rf_rating_impl *)src->impl)->f,
+              want = ((const rf_rating_params *)m->params)->factors;
+    if (have != want)
+        return rf_err_set(err, RF_EINVAL,
+                          "warm start: the source model has factors=%d, this one factors=%d (they "
+                          "must match)",
+                          have, want);
+    p->init_src = src;
+    return 0;
+}
+
+/* The warm start of mf_fit: rows (and biases) of users and items whose id
+ * strings src has get src's values. */
+static int warm_start(const rf_model *m, const rf_model *src, rf_rating_impl *p, rf_err *err) {
+    const rf_rating_impl *s = src->impl;
+    const int f = p->f;
+    if (s->f != f)
+        return rf_err_set(err, RF_EINVAL, "warm start: the source model has factors=%d, this one "
+                                          "factors=%d (they must match)",
+                          s->f, f);
+    int32_t nu = rf_warmstart_copy(src->users, src->n_users, s->P, f, m->users, m->n_users, p->P,
+                                   f, f);
+    rf_warmstart_copy(src->users, src->n_users, s->bu, 1, m->users, m->n_users, p->bu, 1, 1);
+    int32_t ni = rf_warmstart_copy(src->items, src->n_items, s->Q, f, m->items, m->n_items, p->Q,
+                                   f, f);
+    rf_warmstart_copy(src->items, src->n_items, s->bi, 1, m->items, m->n_items, p->bi, 1, 1);
+    rf_log(RF_LOG_INFO, "mf.warm_start", "users=%d/%d items=%d/%d", nu, m->n_users, ni,
+           m->n_items);
+    return 0;
+}
+
 static int mf_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const rf_rating_params *pp = m->params;
     rf_rating_impl *p = m->impl;
+    const rf_model *init_src = p->init_src; /* used by this fit only */
+    p->init_src = NULL;
     double mu;
     float lo, hi;
     int rc = rf_rating_check_data(m, d, &mu, &lo, &hi, err);
@@ -82,6 +130,7 @@ static int mf_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const uint64_t seed = (uint64_t)pp->seed;
     rf_rating_init_normal(p->P, (int64_t)m->n_users * f, pp->init_std, seed, 1);
     rf_rating_init_normal(p->Q, (int64_t)m->n_items * f, pp->init_std, seed, 2);
+    if (init_src && (rc = warm_start(m, init_src, p, err))) return rc;
 
     const rf_csr *ui = d->ui;
     rating *t = rf_malloc_array((size_t)ui->nnz, sizeof *t);

@@ -263,6 +263,14 @@ void rf_hist_from_row(const rf_dataset *d, int32_t user, rf_hist *h) {
     h->weights = d->ui->data + lo;
 }
 
+void rf_hist_from_row_ts(const rf_dataset *d, int32_t user, int64_t *ts, rf_hist *h) {
+    rf_hist_from_row(d, user, h);
+    if (h->n == 0 || !d->ui_ts || !ts) return;
+    const uint32_t *rel = d->ui_ts + d->ui->indptr[user];
+    for (int32_t k = 0; k < h->n; k++) ts[k] = d->ts_base + (int64_t)rel[k];
+    h->ts = ts;
+}
+
 typedef struct hev {
     int32_t item; /* model item id */
     int64_t ts;

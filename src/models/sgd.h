@@ -112,6 +112,7 @@ typedef struct rf_rating_impl {
     float *Y;       /* svdpp: n_items x f implicit item factors; mf: NULL */
     /* training-time log (not saved): RMSE on the training data per epoch */
     double train_rmse;
+    const rf_model *init_src; /* mf warm start of the next fit (borrowed), or NULL */
 } rf_rating_impl;
 
 int rf_rating_create(rf_model *m, struct rf_err *err);
