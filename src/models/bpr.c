@@ -69,6 +69,7 @@
 
 #include "models/sgd.h"
 #include "recfuse/binfile.h"
+#include "recfuse/coldstart.h"
 #include "recfuse/error.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
@@ -91,6 +92,7 @@ typedef struct bpr_impl {
     float *Q;   /* n_items x f */
     float *b;   /* n_items item biases */
     float *pop; /* n_items: distinct users in training (fallback) */
+    const rf_model *init_src; /* warm start of the next fit (borrowed), or NULL */
 } bpr_impl;
 
 static const rf_param_def bpr_defs[] = {
@@ -381,9 +383,50 @@ static void deal_groups(int32_t n, int groups, rf_rng *g, int32_t *perm, int32_t
     }
 }
 
+extern const rf_model_ops rf_model_bpr_ops;
+
+/* ops->set_init (model.h: rf_model_set_init). */
+static int bpr_set_init(rf_model *m, const rf_model *src, rf_err *err) {
+    bpr_impl *p = m->impl;
+    p->init_src = NULL;
+    if (!src) return 0;
+    if (src->ops != &rf_model_bpr_ops || !src->fitted || !src->impl)
+        return rf_err_set(err, RF_EINVAL, "warm start: source: not a fitted bpr model");
+    const int have = ((const bpr_impl *)src->impl)->f, want = ((const bpr_params *)m->params)->factors;
+    if (have != want)
+        return rf_err_set(err, RF_EINVAL,
+                          "warm start: the source model has factors=%d, this one factors=%d (they "
+                          "must match)",
+                          have, want);
+    p->init_src = src;
+    return 0;
+}
+
+/* The warm start of bpr_fit: vectors and biases of the users and items
+ * whose id strings src has (the fit then copies them into its internal
+ * order). */
+static int warm_start(const rf_model *m, const rf_model *src, bpr_impl *p, rf_err *err) {
+    const bpr_impl *s = src->impl;
+    const int f = p->f;
+    if (s->f != f)
+        return rf_err_set(err, RF_EINVAL, "warm start: the source model has factors=%d, this one "
+                                          "factors=%d (they must match)",
+                          s->f, f);
+    int32_t nu = rf_warmstart_copy(src->users, src->n_users, s->P, f, m->users, m->n_users, p->P,
+                                   f, f);
+    int32_t ni = rf_warmstart_copy(src->items, src->n_items, s->Q, f, m->items, m->n_items, p->Q,
+                                   f, f);
+    rf_warmstart_copy(src->items, src->n_items, s->b, 1, m->items, m->n_items, p->b, 1, 1);
+    rf_log(RF_LOG_INFO, "bpr.warm_start", "users=%d/%d items=%d/%d", nu, m->n_users, ni,
+           m->n_items);
+    return 0;
+}
+
 static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const bpr_params *pp = m->params;
     bpr_impl *p = m->impl;
+    const rf_model *init_src = p->init_src; /* used by this fit only */
+    p->init_src = NULL;
     const int32_t nu = d->n_users, ni = d->n_items, f = pp->factors;
     const int B = pp->blocks, G = 2 * pp->blocks;
     const uint64_t seed = (uint64_t)pp->seed;
@@ -400,6 +443,7 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
         for (int64_t k = 0; k < (int64_t)ni * f; k++)
             p->Q[k] = (float)((rf_rng_uniform(&g) - 0.5) / f);
     }
+    if (init_src && (rc = warm_start(m, init_src, p, err))) return rc;
     if (ui->nnz == 0 || ni < 2) return 0; /* nothing to learn: popularity and noise */
 
     int32_t *perm = rf_malloc_array((size_t)(nu > ni ? nu : ni) + (size_t)G + 1, sizeof *perm);
@@ -439,8 +483,10 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
         for (int32_t x = ig_start[c]; x < ig_start[c + 1]; x++) igrp[x] = c;
     for (int32_t x = 0; x < nu; x++)
         memcpy(P + (int64_t)x * f, p->P + (int64_t)uext[x] * f, (size_t)f * sizeof *P);
-    for (int32_t x = 0; x < ni; x++)
+    for (int32_t x = 0; x < ni; x++) {
         memcpy(Q + (int64_t)x * f, p->Q + (int64_t)iext[x] * f, (size_t)f * sizeof *Q);
+        bias[x] = p->b[iext[x]]; /* 0 unless warm-started */
+    }
     /* strata: positives by (user group, item group), then (U, I) inside */
     int t = 0;
     for (int32_t x = 0; x < nu; x++) {
@@ -747,4 +793,5 @@ const rf_model_ops rf_model_bpr_ops = {
     .fold_in = bpr_fold_in,
     .score_items = bpr_score_items,
     .item_vectors = bpr_item_vectors,
+    .set_init = bpr_set_init,
 };

@@ -688,4 +688,5 @@ const rf_model_ops rf_model_ials_ops = {
     .user_dim = ials_user_dim,
     .fold_in = ials_fold_in,
     .score_items = ials_score_items,
+    .set_init = rf_ials_set_init,
 };

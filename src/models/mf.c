@@ -202,4 +202,5 @@ const rf_model_ops rf_model_mf_ops = {
     .score_items = rf_rating_score_items,
     .data_defaults = rf_rating_data_defaults,
     .item_vectors = rf_rating_item_vectors,
+    .set_init = rf_mf_set_init,
 };
