@@ -383,43 +383,25 @@ static void deal_groups(int32_t n, int groups, rf_rng *g, int32_t *perm, int32_t
     }
 }
 
-extern const rf_model_ops rf_model_bpr_ops;
-
 /* ops->set_init (model.h: rf_model_set_init). */
 static int bpr_set_init(rf_model *m, const rf_model *src, rf_err *err) {
     bpr_impl *p = m->impl;
     p->init_src = NULL;
     if (!src) return 0;
-    if (src->ops != &rf_model_bpr_ops || !src->fitted || !src->impl)
-        return rf_err_set(err, RF_EINVAL, "warm start: source: not a fitted bpr model");
-    const int have = ((const bpr_impl *)src->impl)->f, want = ((const bpr_params *)m->params)->factors;
-    if (have != want)
-        return rf_err_set(err, RF_EINVAL,
-                          "warm start: the source model has factors=%d, this one factors=%d (they "
-                          "must match)",
-                          have, want);
-    p->init_src = src;
-    return 0;
+    const int have = src->ops == m->ops && src->impl ? ((const bpr_impl *)src->impl)->f : -1;
+    int rc = rf_warmstart_check(m, src, have, ((const bpr_params *)m->params)->factors, err);
+    if (rc == 0) p->init_src = src;
+    return rc;
 }
 
-/* The warm start of bpr_fit: vectors and biases of the users and items
- * whose id strings src has (the fit then copies them into its internal
- * order). */
+/* The warm start of bpr_fit: vectors and item biases of the users and
+ * items whose id strings src has (the fit then copies them into its
+ * internal order). */
 static int warm_start(const rf_model *m, const rf_model *src, bpr_impl *p, rf_err *err) {
     const bpr_impl *s = src->impl;
-    const int f = p->f;
-    if (s->f != f)
-        return rf_err_set(err, RF_EINVAL, "warm start: the source model has factors=%d, this one "
-                                          "factors=%d (they must match)",
-                          s->f, f);
-    int32_t nu = rf_warmstart_copy(src->users, src->n_users, s->P, f, m->users, m->n_users, p->P,
-                                   f, f);
-    int32_t ni = rf_warmstart_copy(src->items, src->n_items, s->Q, f, m->items, m->n_items, p->Q,
-                                   f, f);
-    rf_warmstart_copy(src->items, src->n_items, s->b, 1, m->items, m->n_items, p->b, 1, 1);
-    rf_log(RF_LOG_INFO, "bpr.warm_start", "users=%d/%d items=%d/%d", nu, m->n_users, ni,
-           m->n_items);
-    return 0;
+    rf_warm_parts from = {s->P, s->Q, NULL, s->b, s->f, s->f},
+                  to = {p->P, p->Q, NULL, p->b, p->f, p->f};
+    return rf_warmstart_parts(src, &from, m, &to, err);
 }
 
 static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
