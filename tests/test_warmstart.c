@@ -98,15 +98,20 @@ static rf_test_ds *dataset(const world *w, int (*keep)(const world *, int64_t), 
     return ds;
 }
 
-static rf_model *fit(const rf_dataset *d, const char *params, const rf_model *init) {
+static rf_model *fit_named(const char *name, const rf_dataset *d, const char *params,
+                           const rf_model *init) {
     rf_model *m = NULL;
     rf_err err;
     rf_err_clear(&err);
-    if (rf_model_new("ials", &m, &err) || rf_model_set_params(m, params, &err))
-        fail_msg("ials %s: %s", params, err.msg);
-    if (init && rf_ials_set_init(m, init, &err)) fail_msg("set_init: %s", err.msg);
+    if (rf_model_new(name, &m, &err) || rf_model_set_params(m, params, &err))
+        fail_msg("%s %s: %s", name, params, err.msg);
+    if (init && rf_model_set_init(m, init, &err)) fail_msg("set_init: %s", err.msg);
     if (rf_model_fit(m, d, &err)) fail_msg("fit: %s", err.msg);
     return m;
+}
+
+static rf_model *fit(const rf_dataset *d, const char *params, const rf_model *init) {
+    return fit_named("ials", d, params, init);
 }
 
 /* Recall@10 of w's held-out items for model m fit on ds (namings un/in). */
@@ -278,11 +283,54 @@ static void test_bad_sources(void **state) {
     assert_int_equal(rf_ials_set_init(m, pop, &err), RF_EINVAL);
     assert_int_equal(rf_ials_set_init(src, src, &err), RF_ESTATE);
     assert_int_equal(rf_ials_set_init(m, NULL, &err), 0);
+    /* the generic entry point: models without a warm start say so */
+    assert_int_equal(rf_model_set_init(pop, src, &err), RF_EINVAL);
+    assert_non_null(strstr(err.msg, "no warm start"));
     rf_model_free(src);
     rf_model_free(m);
     rf_model_free(unfit);
     rf_model_free(pop);
     rf_test_ds_free(a);
+    free(w);
+}
+
+/* Incremental retraining of bpr on the planted world: 4 warm epochs come
+ * close to the best cold fit, where 4 cold epochs have learnt nothing
+ * (measured recall@10: cold 6 / 18 / 54 / 100 / 150 epochs 0.000 / 0.311
+ * / 0.401 / 0.395 / 0.357 - long runs over-fit; from a 30-epoch model of
+ * yesterday's data, warm 2 / 4 / 8 / 16 epochs 0.355 / 0.376 / 0.355 /
+ * 0.405). */
+static void test_bpr_incremental(void **state) {
+    (void)state;
+    world *w = world_new(76);
+    naming un, in;
+    naming_make(&un, NU, 0);
+    naming_make(&in, NI, 0);
+    rf_test_ds *old = dataset(w, keep_old, &un, "u", &in, "i", NULL);
+    rf_test_ds *now = dataset(w, NULL, &un, "u", &in, "i", NULL);
+#define BPR "factors=8,lr=0.05,blocks=2,epochs="
+    rf_model *prev = fit_named("bpr", old->d, BPR "30", NULL);
+    rf_model *c4 = fit_named("bpr", now->d, BPR "4", NULL),
+             *c54 = fit_named("bpr", now->d, BPR "54", NULL),
+             *w4 = fit_named("bpr", now->d, BPR "4", prev);
+    double r_c4 = recall10(c4, now, w, &un, &in), r_c54 = recall10(c54, now, w, &un, &in),
+           r_w4 = recall10(w4, now, w, &un, &in);
+    print_message("bpr recall@10: cold 4 / 54 epochs %.4f %.4f, warm 4 epochs %.4f\n", r_c4, r_c54,
+                  r_w4);
+    if (!(r_w4 > r_c4 + 0.2 && r_w4 >= r_c54 - 0.05))
+        fail_msg("bpr warm start: recall cold 4/54 %.4f %.4f, warm 4 %.4f", r_c4, r_c54, r_w4);
+    rf_err err;
+    rf_model *ials = fit(now->d, PARAMS "1", NULL), *m = NULL;
+    assert_int_equal(rf_model_new("bpr", &m, &err), 0);
+    assert_int_equal(rf_model_set_init(m, ials, &err), RF_EINVAL); /* another kind */
+    rf_model_free(m);
+    rf_model_free(ials);
+    rf_model_free(prev);
+    rf_model_free(c4);
+    rf_model_free(c54);
+    rf_model_free(w4);
+    rf_test_ds_free(old);
+    rf_test_ds_free(now);
     free(w);
 }
 
@@ -416,6 +464,7 @@ int main(void) {
         cmocka_unit_test(test_transfer),
         cmocka_unit_test(test_bad_sources),
         cmocka_unit_test(test_mf_incremental),
+        cmocka_unit_test(test_bpr_incremental),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,4 +67,26 @@ int32_t rf_coldstart_fill(const rf_coldstart *c, const rf_csr *x, const uint8_t 
 int32_t rf_warmstart_copy(const rf_idmap *src_ids, int32_t n_src, const float *src, int src_ld,
                           const rf_idmap *dst_ids, int32_t n_dst, float *dst, int dst_ld, int dim);
 
+/* The parts of a factor model a warm start copies: user rows P and item
+ * rows Q (dim floats each, stride ld), and user / item biases (NULL when
+ * the model has none). */
+typedef struct rf_warm_parts {
+    const float *P, *Q, *bu, *bi;
+    int dim, ld;
+} rf_warm_parts;
+
+/* The checks of a model's set_init op (model.h, rf_model_set_init): src is
+ * a fitted model of dst's kind whose factor count `have` equals dst's
+ * `want` (pass have = -1 when src is not of dst's kind). 0 or RF_EINVAL
+ * with a message naming the problem. */
+int rf_warmstart_check(const rf_model *dst, const rf_model *src, int have, int want,
+                       struct rf_err *err);
+/* Copy src's parts (s) into dst's (d: the same pointers, writable) by id
+ * string through the models' id maps (src->users/items, dst->users/items;
+ * d's rows beyond dst's maps untouched); parts NULL on either side are
+ * skipped. RF_EINVAL if the dims differ. Logs "NAME.warm_start" with the
+ * counts copied. */
+int rf_warmstart_parts(const rf_model *src, const rf_warm_parts *s, const rf_model *dst,
+                       const rf_warm_parts *d, struct rf_err *err);
+
 #endif

@@ -128,6 +128,9 @@ typedef struct rf_model_ops {
      * generic reason. Thread-safe. */
     int (*explain)(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
                    int32_t n, struct rf_reason *out, struct rf_err *err);
+    /* Optional (ials, mf, bpr): warm start - see rf_model_set_init. Called
+     * on an unfitted m; src NULL cancels. */
+    int (*set_init)(rf_model *m, const rf_model *src, struct rf_err *err);
 } rf_model_ops;
 
 struct rf_model {
@@ -160,6 +163,14 @@ void rf_model_free(rf_model *m);
  * RF_EINVAL from params_check, RF_ESTATE once the model is fitted (a model
  * keeps the parameters it was trained with). */
 int rf_model_set_params(rf_model *m, const char *kvs, struct rf_err *err);
+/* Warm start (incremental retraining, transfer from another domain): the
+ * next rf_model_fit of m starts from the vectors (and biases) of src, a
+ * fitted model of the same kind with the same `factors`, wherever user and
+ * item id strings match; other users and items get the usual random init.
+ * src is borrowed until that fit returns (the fit forgets it); NULL
+ * cancels. RF_EINVAL: the model has no warm start (ops->set_init NULL) or
+ * src does not fit; RF_ESTATE: m already fitted. docs/models-fm-coldstart.md. */
+int rf_model_set_init(rf_model *m, const rf_model *src, struct rf_err *err);
 /* "k=v k2=v2" of the model's current parameters into buf. */
 int rf_model_params_format(const rf_model *m, char *buf, size_t size);
 /* Copies the dataset's id maps, then calls ops->fit; times it. The

@@ -13,8 +13,6 @@
 
 #include "cli/cli.h"
 #include "recfuse/dataset.h"
-#include "recfuse/factors.h"
-#include "recfuse/mf.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
@@ -40,8 +38,9 @@ static void usage(FILE *out) {
             "  --half-life DAYS   decay interaction weights by age (default 0: no decay)\n"
             "  --binary           every (user, item) pair weighs 1; the default when all\n"
             "                     events are ratings and --weights is not given\n"
-            "  --init-from FILE   warm start (ials, mf): start from a previous model's vectors,\n"
-            "                     matched by user and item id; new ids start at random\n\n"
+            "  --init-from FILE   warm start (ials, mf, bpr): start from a previous model's\n"
+            "                     vectors, matched by user and item id; new ids start at\n"
+            "                     random\n\n"
             "models:\n");
     for (const char *const *n = rf_model_names(); *n; n++) {
         const rf_model_ops *ops = rf_model_find(*n);
@@ -121,9 +120,9 @@ int rf_cmd_train(rf_args *a) {
     }
 
     if (init_from) { /* checked before any data is loaded */
-        if (n_names != 1 || (strcmp(names[0], "ials") != 0 && strcmp(names[0], "mf") != 0)) {
-            rf_err_set(&err, RF_EINVAL, "--init-from needs exactly one --model, ials or mf (warm "
-                                        "start exists for those)");
+        if (n_names != 1 || !rf_model_find(names[0])->set_init) {
+            rf_err_set(&err, RF_EINVAL, "--init-from needs exactly one --model with a warm start: "
+                                        "ials, mf or bpr");
             goto fail;
         }
         if (rf_model_load(init_from, &init_src, &err)) {
@@ -170,8 +169,7 @@ int rf_cmd_train(rf_args *a) {
     if (rf_mkdirs(dir, &err)) goto fail;
     for (int i = 0; i < n_names; i++) {
         if (rf_cli_model_create(rf_store_dir(s), names[i], params, &m, NULL, &err)) goto fail;
-        if (init_src && (strcmp(names[i], "ials") == 0 ? rf_ials_set_init(m, init_src, &err)
-                                                       : rf_mf_set_init(m, init_src, &err))) {
+        if (init_src && rf_model_set_init(m, init_src, &err)) {
             rf_err_prefix(&err, "--init-from %s", init_from);
             goto fail;
         }

@@ -69,6 +69,7 @@
 
 #include "models/sgd.h"
 #include "recfuse/binfile.h"
+#include "recfuse/coldstart.h"
 #include "recfuse/error.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
@@ -91,6 +92,7 @@ typedef struct bpr_impl {
     float *Q;   /* n_items x f */
     float *b;   /* n_items item biases */
     float *pop; /* n_items: distinct users in training (fallback) */
+    const rf_model *init_src; /* warm start of the next fit (borrowed), or NULL */
 } bpr_impl;
 
 static const rf_param_def bpr_defs[] = {
@@ -381,9 +383,32 @@ static void deal_groups(int32_t n, int groups, rf_rng *g, int32_t *perm, int32_t
     }
 }
 
+/* ops->set_init (model.h: rf_model_set_init). */
+static int bpr_set_init(rf_model *m, const rf_model *src, rf_err *err) {
+    bpr_impl *p = m->impl;
+    p->init_src = NULL;
+    if (!src) return 0;
+    const int have = src->ops == m->ops && src->impl ? ((const bpr_impl *)src->impl)->f : -1;
+    int rc = rf_warmstart_check(m, src, have, ((const bpr_params *)m->params)->factors, err);
+    if (rc == 0) p->init_src = src;
+    return rc;
+}
+
+/* The warm start of bpr_fit: vectors and item biases of the users and
+ * items whose id strings src has (the fit then copies them into its
+ * internal order). */
+static int warm_start(const rf_model *m, const rf_model *src, bpr_impl *p, rf_err *err) {
+    const bpr_impl *s = src->impl;
+    rf_warm_parts from = {s->P, s->Q, NULL, s->b, s->f, s->f},
+                  to = {p->P, p->Q, NULL, p->b, p->f, p->f};
+    return rf_warmstart_parts(src, &from, m, &to, err);
+}
+
 static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const bpr_params *pp = m->params;
     bpr_impl *p = m->impl;
+    const rf_model *init_src = p->init_src; /* used by this fit only */
+    p->init_src = NULL;
     const int32_t nu = d->n_users, ni = d->n_items, f = pp->factors;
     const int B = pp->blocks, G = 2 * pp->blocks;
     const uint64_t seed = (uint64_t)pp->seed;
@@ -400,6 +425,7 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
         for (int64_t k = 0; k < (int64_t)ni * f; k++)
             p->Q[k] = (float)((rf_rng_uniform(&g) - 0.5) / f);
     }
+    if (init_src && (rc = warm_start(m, init_src, p, err))) return rc;
     if (ui->nnz == 0 || ni < 2) return 0; /* nothing to learn: popularity and noise */
 
     int32_t *perm = rf_malloc_array((size_t)(nu > ni ? nu : ni) + (size_t)G + 1, sizeof *perm);
@@ -439,8 +465,10 @@ static int bpr_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
         for (int32_t x = ig_start[c]; x < ig_start[c + 1]; x++) igrp[x] = c;
     for (int32_t x = 0; x < nu; x++)
         memcpy(P + (int64_t)x * f, p->P + (int64_t)uext[x] * f, (size_t)f * sizeof *P);
-    for (int32_t x = 0; x < ni; x++)
+    for (int32_t x = 0; x < ni; x++) {
         memcpy(Q + (int64_t)x * f, p->Q + (int64_t)iext[x] * f, (size_t)f * sizeof *Q);
+        bias[x] = p->b[iext[x]]; /* 0 unless warm-started */
+    }
     /* strata: positives by (user group, item group), then (U, I) inside */
     int t = 0;
     for (int32_t x = 0; x < nu; x++) {
@@ -747,4 +775,5 @@ const rf_model_ops rf_model_bpr_ops = {
     .fold_in = bpr_fold_in,
     .score_items = bpr_score_items,
     .item_vectors = bpr_item_vectors,
+    .set_init = bpr_set_init,
 };

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "recfuse/error.h"
+#include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/parallel.h"
 
@@ -189,6 +190,45 @@ int32_t rf_warmstart_copy(const rf_idmap *src_ids, int32_t n_src, const float *s
         copied++;
     }
     return copied;
+}
+
+int rf_warmstart_check(const rf_model *dst, const rf_model *src, int have, int want, rf_err *err) {
+    if (!src || src->ops != dst->ops || !src->fitted || !src->impl || have < 0)
+        return rf_err_set(err, RF_EINVAL, "warm start: source: not a fitted %s model",
+                          dst->ops->name);
+    if (have != want)
+        return rf_err_set(err, RF_EINVAL,
+                          "warm start: the source model has factors=%d, this one factors=%d (they "
+                          "must match)",
+                          have, want);
+    return 0;
+}
+
+int rf_warmstart_parts(const rf_model *src, const rf_warm_parts *s, const rf_model *dst,
+                       const rf_warm_parts *d, rf_err *err) {
+    if (s->dim != d->dim)
+        return rf_err_set(err, RF_EINVAL,
+                          "warm start: the source model has factors=%d, this one factors=%d (they "
+                          "must match)",
+                          s->dim, d->dim);
+    /* d's arrays are the new model's own (writable) */
+    int32_t nu = 0, ni = 0;
+    if (s->P && d->P)
+        nu = rf_warmstart_copy(src->users, src->n_users, s->P, s->ld, dst->users, dst->n_users,
+                               (float *)d->P, d->ld, d->dim);
+    if (s->Q && d->Q)
+        ni = rf_warmstart_copy(src->items, src->n_items, s->Q, s->ld, dst->items, dst->n_items,
+                               (float *)d->Q, d->ld, d->dim);
+    if (s->bu && d->bu)
+        rf_warmstart_copy(src->users, src->n_users, s->bu, 1, dst->users, dst->n_users,
+                          (float *)d->bu, 1, 1);
+    if (s->bi && d->bi)
+        rf_warmstart_copy(src->items, src->n_items, s->bi, 1, dst->items, dst->n_items,
+                          (float *)d->bi, 1, 1);
+    char event[48];
+    snprintf(event, sizeof event, "%s.warm_start", dst->ops->name);
+    rf_log(RF_LOG_INFO, event, "users=%d/%d items=%d/%d", nu, dst->n_users, ni, dst->n_items);
+    return 0;
 }
 
 /* ---- model "coldstart": iALS whose cold items get mapped vectors --------

@@ -325,27 +325,13 @@ static int finish_impl(const rf_model *m, ials_impl *p, rf_err *err) {
     return rc;
 }
 
-static int dim_mismatch(int have, int want, rf_err *err) {
-    return rf_err_set(err, RF_EINVAL,
-                      "warm start: the source model has factors=%d, this one factors=%d (they "
-                      "must match)",
-                      have, want);
-}
-
 /* The warm start of ials_fit: rows of U and V whose id strings src has
  * get src's vectors (the rest keep their random init). */
-static int warm_start(const rf_dataset *d, const rf_model *src, ials_impl *p, rf_err *err) {
-    rf_factors s;
-    int rc = rf_factors_get(src, &s, err);
-    if (rc) return rc;
-    if (s.dim != p->dim) return dim_mismatch(s.dim, p->dim, err);
-    int32_t nu = rf_warmstart_copy(src->users, s.n_users, s.users, s.ld, d->users, d->n_users,
-                                   p->U, p->ld, p->dim);
-    int32_t ni = rf_warmstart_copy(src->items, s.n_items, s.items, s.ld, d->items, d->n_items,
-                                   p->V, p->ld, p->dim);
-    rf_log(RF_LOG_INFO, "ials.warm_start", "users=%d/%d items=%d/%d", nu, d->n_users, ni,
-           d->n_items);
-    return 0;
+static int warm_start(const rf_model *m, const rf_model *src, ials_impl *p, rf_err *err) {
+    const ials_impl *s = src->impl;
+    rf_warm_parts from = {s->U, s->V, NULL, NULL, s->dim, s->ld},
+                  to = {p->U, p->V, NULL, NULL, p->dim, p->ld};
+    return rf_warmstart_parts(src, &from, m, &to, err);
 }
 
 static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
@@ -381,7 +367,7 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     const double scale = pp->init / sqrt((double)dim);
     init_factors(p->U, d->n_users, dim, ld, scale, (uint64_t)pp->seed, 0, nth);
     init_factors(p->V, d->n_items, dim, ld, scale, (uint64_t)pp->seed, (uint64_t)1 << 40, nth);
-    if (init_src && (rc = warm_start(d, init_src, p, err))) goto fail;
+    if (init_src && (rc = warm_start(m, init_src, p, err))) goto fail;
 
     int unit = 1;
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
@@ -519,16 +505,10 @@ int rf_ials_set_init(rf_model *m, const rf_model *src, rf_err *err) {
     ials_impl *p = m->impl;
     p->init_src = NULL;
     if (!src) return 0;
-    int rc = check_model(src, err);
-    if (rc) {
-        rf_err_prefix(err, "warm start: source");
-        return rc;
-    }
-    const int want = ((const ials_params *)m->params)->factors,
-              have = ((const ials_impl *)src->impl)->dim;
-    if (have != want) return dim_mismatch(have, want, err);
-    p->init_src = src;
-    return 0;
+    const int have = src->ops == m->ops && src->impl ? ((const ials_impl *)src->impl)->dim : -1;
+    int rc = rf_warmstart_check(m, src, have, ((const ials_params *)m->params)->factors, err);
+    if (rc == 0) p->init_src = src;
+    return rc;
 }
 
 static int ials_user_dim(const rf_model *m) {
@@ -688,4 +668,5 @@ const rf_model_ops rf_model_ials_ops = {
     .user_dim = ials_user_dim,
     .fold_in = ials_fold_in,
     .score_items = ials_score_items,
+    .set_init = rf_ials_set_init,
 };

@@ -80,37 +80,19 @@ int rf_mf_set_init(rf_model *m, const rf_model *src, rf_err *err) {
     rf_rating_impl *p = m->impl;
     p->init_src = NULL;
     if (!src) return 0;
-    if (src->ops != &rf_model_mf_ops || !src->fitted || !src->impl)
-        return rf_err_set(err, RF_EINVAL, "warm start: source: not a fitted mf model");
-    const int have = ((const rf_rating_impl *)src->impl)->f,
-              want = ((const rf_rating_params *)m->params)->factors;
-    if (have != want)
-        return rf_err_set(err, RF_EINVAL,
-                          "warm start: the source model has factors=%d, this one factors=%d (they "
-                          "must match)",
-                          have, want);
-    p->init_src = src;
-    return 0;
+    const int have = src->ops == m->ops && src->impl ? ((const rf_rating_impl *)src->impl)->f : -1;
+    int rc = rf_warmstart_check(m, src, have, ((const rf_rating_params *)m->params)->factors, err);
+    if (rc == 0) p->init_src = src;
+    return rc;
 }
 
-/* The warm start of mf_fit: rows (and biases) of users and items whose id
- * strings src has get src's values. */
+/* The warm start of mf_fit: vectors and biases of the users and items
+ * whose id strings src has. */
 static int warm_start(const rf_model *m, const rf_model *src, rf_rating_impl *p, rf_err *err) {
     const rf_rating_impl *s = src->impl;
-    const int f = p->f;
-    if (s->f != f)
-        return rf_err_set(err, RF_EINVAL, "warm start: the source model has factors=%d, this one "
-                                          "factors=%d (they must match)",
-                          s->f, f);
-    int32_t nu = rf_warmstart_copy(src->users, src->n_users, s->P, f, m->users, m->n_users, p->P,
-                                   f, f);
-    rf_warmstart_copy(src->users, src->n_users, s->bu, 1, m->users, m->n_users, p->bu, 1, 1);
-    int32_t ni = rf_warmstart_copy(src->items, src->n_items, s->Q, f, m->items, m->n_items, p->Q,
-                                   f, f);
-    rf_warmstart_copy(src->items, src->n_items, s->bi, 1, m->items, m->n_items, p->bi, 1, 1);
-    rf_log(RF_LOG_INFO, "mf.warm_start", "users=%d/%d items=%d/%d", nu, m->n_users, ni,
-           m->n_items);
-    return 0;
+    rf_warm_parts from = {s->P, s->Q, s->bu, s->bi, s->f, s->f},
+                  to = {p->P, p->Q, p->bu, p->bi, p->f, p->f};
+    return rf_warmstart_parts(src, &from, m, &to, err);
 }
 
 static int mf_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
@@ -202,4 +184,5 @@ const rf_model_ops rf_model_mf_ops = {
     .score_items = rf_rating_score_items,
     .data_defaults = rf_rating_data_defaults,
     .item_vectors = rf_rating_item_vectors,
+    .set_init = rf_mf_set_init,
 };

@@ -206,6 +206,14 @@ int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, cons
     return rc;
 }
 
+int rf_model_set_init(rf_model *m, const rf_model *src, rf_err *err) {
+    if (!m->ops->set_init)
+        return rf_err_set(err, RF_EINVAL, "model %s has no warm start (ials, mf and bpr have)",
+                          m->ops->name);
+    if (m->fitted) return rf_err_set(err, RF_ESTATE, "warm start: the model is already fitted");
+    return m->ops->set_init(m, src, err);
+}
+
 int rf_model_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
                      int32_t n, rf_reason *out, rf_err *err) {
     if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
