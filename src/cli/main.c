@@ -26,6 +26,7 @@ static const command commands[] = {
     {"report", rf_cmd_report, "write an HTML + JSON evaluation report with charts"},
     {"info", rf_cmd_info, "show what a data directory holds"},
     {"rules", rf_cmd_rules, "list association rules (frequently bought together)"},
+    {"serve", rf_cmd_serve, "serve recommendations over HTTP (real-time events, hot reload)"},
     {NULL, NULL, NULL},
 };
 
