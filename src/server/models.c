@@ -187,6 +187,10 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
         if ((rc = rf_model_load(sm->path, &sm->m, err))) break;
         if ((rc = map_items(s, sm))) rf_err_set(err, rc, "out of memory");
     }
+    const rf_model *mm = sn->mod[M_MAIN].m;
+    if (rc == 0 && mm && mm->ops->fold_in && rf_factors_get(mm, &sn->fac, NULL) == 0 &&
+        sn->fac.ld <= 1024)
+        sn->has_fac = 1;
     if (rc == 0) {
         const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
         if (pm) rc = base_scores(pm, &sn->pop_base, err);

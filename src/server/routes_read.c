@@ -90,6 +90,29 @@ static json_t *reason_json(const rf_model *m, const rf_reason *re) {
 
 /* ---- GET /v1/recommend/{user} ----------------------------------------- */
 
+/* The user vector a factor model scores with, into ctx->vec (ld floats,
+ * zero-padded): the trained row when it is nonzero, else the fold-in of
+ * the history - as the model's own score_all chooses. 1 if there is one,
+ * 0 if not (the model then ranks by its popularity fallback), < 0 error. */
+static int factor_vector(const rf_model *m, const rf_factors *f, int32_t uid, const rf_hist *h,
+                         srv_ctx *ctx) {
+    memset(ctx->vec, 0, (size_t)f->ld * sizeof *ctx->vec);
+    const float *src = NULL;
+    if (uid >= 0 && uid < f->n_users) src = f->users + (size_t)uid * f->ld;
+    int nz = 0;
+    for (int d = 0; src && d < f->dim; d++) nz |= src[d] != 0.0f;
+    if (!nz) {
+        if (h->n == 0) return 0;
+        int rc = m->ops->fold_in(m, h, ctx->fold, NULL);
+        if (rc) return rc;
+        src = ctx->fold;
+        for (int d = 0; d < f->dim; d++) nz |= src[d] != 0.0f;
+        if (!nz) return 0;
+    }
+    memcpy(ctx->vec, src, (size_t)f->dim * sizeof *ctx->vec);
+    return 1;
+}
+
 /* Mark in mask the model items of the comma-separated ids in `list`. */
 static void mark_ids(const rf_model *m, const char *list, uint8_t *mask) {
     for (const char *p = list; *p;) {
@@ -102,6 +125,75 @@ static void mark_ids(const rf_model *m, const char *list, uint8_t *mask) {
     }
 }
 
+/* A recommend request between its phases (scoring may happen on a
+ * scorer thread while the connection is suspended). */
+struct srv_rec {
+    srv_bjob job;
+    srv_snap *sn;
+    srv_ctx *ctx;
+    char *user;
+    int k, explain;
+    int32_t uid, nh;
+    int32_t *items;
+    float *weights;
+    int64_t *ts;
+};
+
+void srv_rec_free(rf_server *s, srv_rec *q) {
+    if (!q) return;
+    rf_free(q->items);
+    rf_free(q->weights);
+    rf_free(q->ts);
+    rf_free(q->user);
+    srv_ctx_put(s, q->ctx);
+    srv_snap_release(q->sn);
+    rf_free(q);
+}
+
+int srv_rec_done(const srv_rec *q) { return atomic_load(&q->job.done); }
+
+/* Phase 2: explanations and the reply, from q->job.out[0 .. n_out). */
+static int rec_reply(struct MHD_Connection *c, srv_req *r, srv_rec *q) {
+    const srv_model *sm = &q->sn->mod[M_MAIN];
+    const rf_model *m = sm->m;
+    int n = q->job.n_out;
+    const rf_scored *top = q->job.out;
+    rf_reason *reasons = NULL;
+    rf_err err;
+    rf_err_clear(&err);
+    if (q->job.rc) return srv_reply_error(c, r, 500, "internal", "scoring failed: %s", rf_strerror(q->job.rc));
+    if (q->explain && n > 0) {
+        int32_t *ids = rf_malloc_array((size_t)n, sizeof *ids);
+        reasons = rf_calloc((size_t)n, sizeof *reasons);
+        int erc = ids && reasons ? 0 : RF_ENOMEM;
+        for (int i = 0; erc == 0 && i < n; i++) ids[i] = top[i].id;
+        rf_hist h = {q->nh, q->items, q->weights, q->ts};
+        if (erc == 0) erc = rf_model_explain(m, q->uid, &h, ids, n, reasons, &err);
+        rf_free(ids);
+        if (erc) {
+            rf_free(reasons);
+            if (!err.code) rf_err_set(&err, erc, "out of memory");
+            return srv_reply_rferr(c, r, &err);
+        }
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:s,s:f}", "item", rf_idmap_str(m->items, top[i].id), "score",
+                              (double)top[i].score);
+        if (reasons) json_object_set_new(o, "explain", reason_json(m, &reasons[i]));
+        json_array_append_new(arr, o);
+    }
+    rf_free(reasons);
+    json_t *j = json_pack("{s:s,s:s,s:I,s:b,s:i,s:o}", "user", q->user, "model", sm->name,
+                          "model_version", (json_int_t)q->sn->version, "cold_start",
+                          q->nh == 0 && q->uid < 0, "history", (int)q->nh, "items", arr);
+    return srv_reply_json(c, r, 200, j);
+}
+
+int srv_recommend_done(rf_server *s, struct MHD_Connection *c, srv_req *r) {
+    return rec_reply(c, r, r->rec);
+}
+
 int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const char *user) {
     if (srv_check_params(c, r, "k,category,min_price,max_price,in_stock,exclude,explain"))
         return MHD_YES;
@@ -112,28 +204,31 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         read_filter(c, r, &f))
         return MHD_YES;
     const char *exclude = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "exclude");
-    srv_snap *sn = srv_snap_acquire(s);
-    const srv_model *sm = &sn->mod[M_MAIN];
-    const rf_model *m = sm->m;
     int ret;
     rf_err err;
     rf_err_clear(&err);
-    srv_ctx *ctx = NULL;
-    int32_t *items = NULL, nh = 0;
-    float *weights = NULL;
-    int64_t *ts = NULL;
-    rf_reason *reasons = NULL;
+    srv_rec *q = rf_calloc(1, sizeof *q);
+    if (!q || !(q->user = rf_strdup(user))) {
+        rf_free(q);
+        return srv_reply_error(c, r, 500, "internal", "out of memory");
+    }
+    q->k = (int)k;
+    q->explain = explain;
+    q->sn = srv_snap_acquire(s);
+    const srv_model *sm = &q->sn->mod[M_MAIN];
+    const rf_model *m = sm->m;
     if (!m) {
         ret = no_model(c, r, s, M_MAIN);
         goto out;
     }
-    if (!(ctx = srv_ctx_get(s, &err)) || srv_ctx_reserve(ctx, (size_t)m->n_items + 1, (int)k)) {
+    srv_ctx *ctx = q->ctx = srv_ctx_get(s, &err);
+    if (!ctx || srv_ctx_reserve(ctx, (size_t)m->n_items + 1, (int)k)) {
         ret = srv_reply_error(c, r, 500, "internal", "out of memory");
         goto out;
     }
     ctx->ev->n = 0;
     if (rf_store_user_events(ctx->st, user, ctx->ev, &err) ||
-        rf_hist_from_events(m, ctx->ev, &items, &weights, &ts, &nh, &err)) {
+        rf_hist_from_events(m, ctx->ev, &q->items, &q->weights, &q->ts, &q->nh, &err)) {
         ret = srv_reply_rferr(c, r, &err);
         goto out;
     }
@@ -145,12 +240,12 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         if (id >= 0 && id < m->n_items) mask[id] = 1;
     }
     if (exclude) mark_ids(m, exclude, mask);
-    int32_t uid = rf_idmap_find(m->users, user, strlen(user));
-    if (uid >= m->n_users) uid = -1;
+    q->uid = rf_idmap_find(m->users, user, strlen(user));
+    if (q->uid >= m->n_users) q->uid = -1;
     srv_live *L = &s->live;
     pthread_rwlock_rdlock(&L->lock);
     int32_t luid = rf_idmap_find(L->users, user, strlen(user));
-    if (luid >= 0 && L->ufold[luid]) uid = -1; /* fold in from the current history */
+    if (luid >= 0 && L->ufold[luid]) q->uid = -1; /* fold in from the current history */
     int frc = 0;
     if (rf_item_filter_active(&f.spec) && (frc = filter_prepare(&f, L)) == 0)
         for (int32_t i = 0; i < m->n_items; i++)
@@ -161,44 +256,39 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         ret = srv_reply_error(c, r, 500, "internal", "out of memory");
         goto out;
     }
-    rf_hist h = {nh, items, weights, ts};
+    rf_hist h = {q->nh, q->items, q->weights, q->ts};
+    q->job = (srv_bjob){.f = &q->sn->fac, .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
+    if (q->sn->has_fac) {
+        int rc = factor_vector(m, &q->sn->fac, q->uid, &h, ctx);
+        if (rc < 0) {
+            ret = srv_reply_error(c, r, 500, "internal", "fold-in failed: %s", rf_strerror(rc));
+            goto out;
+        }
+        if (rc == 1) {
+            /* Score on a scorer thread, batched with other requests; the
+             * connection sleeps meanwhile (suspend before submit: the
+             * scorer resumes it). */
+            q->job.conn = c;
+            r->rec = q;
+            MHD_suspend_connection(c);
+            if (srv_batcher_submit(&s->batcher, &q->job) != 0) {
+                q->job.rc = RF_ESTATE;
+                atomic_store(&q->job.done, 1);
+                MHD_resume_connection(c);
+            }
+            return MHD_YES;
+        }
+    }
     rf_filter flt = {mask};
-    int n = rf_model_recommend(m, uid, &h, (int)k, &flt, ctx->scores, ctx->top, &err);
+    int n = rf_model_recommend(m, q->uid, &h, (int)k, &flt, ctx->scores, ctx->top, &err);
     if (n < 0) {
         ret = srv_reply_rferr(c, r, &err);
         goto out;
     }
-    if (explain && n > 0) {
-        int32_t *ids = rf_malloc_array((size_t)n, sizeof *ids);
-        reasons = rf_calloc((size_t)n, sizeof *reasons);
-        int erc = ids && reasons ? 0 : RF_ENOMEM;
-        for (int i = 0; erc == 0 && i < n; i++) ids[i] = ctx->top[i].id;
-        if (erc == 0) erc = rf_model_explain(m, uid, &h, ids, n, reasons, &err);
-        rf_free(ids);
-        if (erc) {
-            if (!err.code) rf_err_set(&err, erc, "out of memory");
-            ret = srv_reply_rferr(c, r, &err);
-            goto out;
-        }
-    }
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++) {
-        json_t *o = json_pack("{s:s,s:f}", "item", rf_idmap_str(m->items, ctx->top[i].id), "score",
-                              (double)ctx->top[i].score);
-        if (reasons) json_object_set_new(o, "explain", reason_json(m, &reasons[i]));
-        json_array_append_new(arr, o);
-    }
-    json_t *j = json_pack("{s:s,s:s,s:I,s:b,s:i,s:o}", "user", user, "model", sm->name,
-                          "model_version", (json_int_t)sn->version, "cold_start",
-                          nh == 0 && uid < 0, "history", (int)nh, "items", arr);
-    ret = srv_reply_json(c, r, 200, j);
+    q->job.n_out = n;
+    ret = rec_reply(c, r, q);
 out:
-    rf_free(items);
-    rf_free(weights);
-    rf_free(ts);
-    rf_free(reasons);
-    srv_ctx_put(s, ctx);
-    srv_snap_release(sn);
+    srv_rec_free(s, q);
     return ret;
 }
 

@@ -12,6 +12,7 @@
  * (a read connection to the store, score and mask arrays) come from a
  * pool of contexts, so a request allocates almost nothing. */
 #include <arpa/inet.h>
+#include <cblas.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "recfuse/log.h"
@@ -47,6 +49,8 @@ srv_ctx *srv_ctx_get(rf_server *s, rf_err *err) {
         rf_free(c);
         return NULL;
     }
+    /* Read-only use: map the database instead of copying pages per read. */
+    sqlite3_exec(rf_store_db(c->st), "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
     return c;
 }
 
@@ -430,6 +434,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (r->batch) return srv_events_done(s, c, r) ? MHD_YES : MHD_NO;
+    if (r->rec) return srv_recommend_done(s, c, r) ? MHD_YES : MHD_NO;
     return dispatch(s, c, r, url, method) == MHD_YES ? MHD_YES : MHD_NO;
 }
 
@@ -444,6 +449,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         while (!atomic_load(&r->batch->done)) usleep(1000);
         srv_batch_free(r->batch);
     }
+    if (r->rec) {
+        while (!srv_rec_done(r->rec)) usleep(1000);
+        srv_rec_free(s, r->rec);
+    }
     if (r->status) srv_metrics_record(&s->metrics, r->route, r->status, rf_mono() - r->t0);
     if (r->counted) atomic_fetch_sub(&s->inflight, 1);
     rf_free(r->body);
@@ -454,6 +463,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* ---- start / stop ----------------------------------------------------------- */
 
 static void server_free_parts(rf_server *s) {
+    if (s->batcher_on) srv_batcher_stop(&s->batcher);
+    s->batcher_on = 0;
     srv_writer_stop(s->writer);
     s->writer = NULL;
     srv_snap_release(s->snap);
@@ -490,12 +501,18 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     pthread_mutex_init(&s->ctx_lock, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_cond_init(&s->watch_cv, NULL);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Requests run in parallel with each other: BLAS calls inside one
+     * request stay on one thread (process-wide OpenBLAS setting). */
+    openblas_set_num_threads(1);
     int rc;
     struct addrinfo hints = {0}, *ai = NULL;
     if ((rc = rf_store_open(s->cfg.data_dir, 0, &s->st, err))) goto fail;
     if ((rc = srv_live_init(&s->live, s->st, err))) goto fail;
     if ((rc = srv_reload(s, 0, NULL, err))) goto fail;
     if ((rc = srv_writer_start(s, &s->writer, err))) goto fail;
+    if ((rc = srv_batcher_start(&s->batcher, ncpu > 0 ? (int)ncpu : 1, 32, err))) goto fail;
+    s->batcher_on = 1;
 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -551,12 +568,15 @@ void rf_server_shutdown(rf_server *s, int grace_ms) {
     /* Requests in flight finish (events posts included: the writer still runs). */
     while (atomic_load(&s->inflight) > 0 && (rf_mono() - t0) * 1000 < grace_ms) usleep(2000);
     int left = atomic_load(&s->inflight);
+    if (s->batcher_on) srv_batcher_stop(&s->batcher); /* scores anything still queued */
+    s->batcher_on = 0;
     srv_writer_stop(s->writer); /* commits anything still queued */
     s->writer = NULL;
     MHD_stop_daemon(s->d);
     s->d = NULL;
     srv_watch_stop(s);
-    rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d", left);
+    rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d scored_batches=%llu scored_jobs=%llu", left,
+           (unsigned long long)s->batcher.batches, (unsigned long long)s->batcher.jobs);
 }
 
 void rf_server_free(rf_server *s) {

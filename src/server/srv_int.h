@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "recfuse/error.h"
+#include "recfuse/factors.h"
 #include "recfuse/model.h"
 #include "recfuse/server.h"
 #include "recfuse/store.h"
@@ -69,6 +70,8 @@ typedef struct srv_snap {
     int64_t rules_gap;  /* session gap (s) of the rules model, baskets for live co-occurrence */
     unsigned rules_types; /* basket event types (bit per type) */
     int rules_max_basket;
+    int has_fac;        /* the main model is a factor model with fold-in: */
+    rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored in batches */
 } srv_snap;
 
 struct rf_server;
@@ -167,6 +170,55 @@ int64_t srv_writer_queued(srv_writer *w);
 void srv_writer_stop(srv_writer *w);
 void srv_batch_free(srv_batch *b);
 
+/* ---- batched scoring of factor models (batch.c) ------------------------ */
+
+#define SRV_BATCH_MAX 64
+/* One user's list to score: the top k of f->items . vec, skipping mask;
+ * conn is resumed once done. */
+typedef struct srv_bjob {
+    const rf_factors *f;
+    const float *vec;    /* f->ld floats, zero beyond f->dim */
+    const uint8_t *mask; /* f->n_items flags */
+    int k;
+    rf_scored *out;      /* k entries */
+    int n_out, rc;
+    struct MHD_Connection *conn;
+    _Atomic int done;
+    struct srv_bjob *next;
+} srv_bjob;
+/* Scorer threads that score queued jobs in rounds (batch.c). */
+#define SRV_SCORERS_MAX 64
+struct worker;
+typedef struct srv_batcher {
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    srv_bjob *head, *tail;
+    int max_batch, nthreads, started, nworkers, stop, inited;
+    pthread_t thr[SRV_SCORERS_MAX];
+    struct worker *workers;
+    /* the round being scored */
+    float *U;                 /* n x ld user vectors */
+    const rf_factors *f;
+    int n, kmax, pending;
+    srv_bjob *jobs_now[SRV_BATCH_MAX];
+    _Atomic int64_t next_block;
+    uint64_t round;
+    _Atomic uint64_t batches, jobs;
+} srv_batcher;
+int srv_batcher_start(srv_batcher *b, int threads, int max_batch, rf_err *err);
+/* Queue a job; RF_ESTATE once stopping. */
+int srv_batcher_submit(srv_batcher *b, srv_bjob *job);
+/* Score everything queued, then stop the threads. Idempotent. */
+void srv_batcher_stop(srv_batcher *b);
+
+/* A recommend request in progress (routes_read.c). */
+typedef struct srv_rec srv_rec;
+int srv_rec_done(const srv_rec *q);
+struct rf_server;
+struct srv_req;
+void srv_rec_free(struct rf_server *s, srv_rec *q);
+int srv_recommend_done(struct rf_server *s, struct MHD_Connection *c, struct srv_req *r);
+
 /* ---- the server ------------------------------------------------------ */
 
 /* Per-thread scratch, taken from a pool for one request. */
@@ -178,6 +230,7 @@ typedef struct srv_ctx {
     size_t cap;         /* floats / bytes of scores and mask */
     rf_scored *top;
     int topcap;
+    float vec[1040], fold[1040]; /* a user vector (factor models, dim <= 1024) */
     struct srv_ctx *next;
 } srv_ctx;
 
@@ -190,6 +243,8 @@ struct rf_server {
     srv_writer *writer;
     srv_live live;
     srv_metrics metrics;
+    srv_batcher batcher;
+    int batcher_on;
     /* snapshot */
     pthread_mutex_t snap_lock;
     srv_snap *snap;
@@ -223,7 +278,8 @@ void srv_ctx_put(struct rf_server *s, srv_ctx *c);
 int srv_ctx_reserve(srv_ctx *c, size_t n, int k);
 
 /* A request being handled. */
-typedef struct srv_req {
+typedef struct srv_req srv_req;
+struct srv_req {
     double t0;
     srv_route route;
     int status;
@@ -231,8 +287,9 @@ typedef struct srv_req {
     size_t len, cap;
     int too_big;
     srv_batch *batch;   /* POST /v1/events waiting for its commit */
+    srv_rec *rec;       /* GET /v1/recommend waiting for its batch */
     int counted;        /* counted in inflight */
-} srv_req;
+};
 
 /* Reply helpers: queue a JSON body (takes ownership of j) / an error
  * {"error": {"code": CODE, "message": MSG}}. They set r->status. */
