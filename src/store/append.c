@@ -68,13 +68,20 @@ int rf_store_append_events(rf_store *s, const rf_event_in *ev, int64_t n, uint8_
                                 &q.ins, err)))
         goto out;
     if ((rc = rf_store_begin_write_(s, "appending events", err))) goto out;
+    /* Posts usually carry runs of one user: reuse the previous row ids. */
+    const char *last_user = NULL, *last_item = NULL;
+    int64_t u = 0, it = 0;
     for (int64_t i = 0; i < n; i++) {
         const rf_event_in *e = &ev[i];
-        int64_t u, it;
-        int ucr, icr;
-        if ((rc = rid_of(s, q.uget, q.uins, e->user, &u, &ucr, err)) ||
-            (rc = rid_of(s, q.iget, q.iins, e->item, &it, &icr, err)))
-            goto fail;
+        int ucr = 0, icr = 0;
+        if (!last_user || strcmp(last_user, e->user) != 0) {
+            if ((rc = rid_of(s, q.uget, q.uins, e->user, &u, &ucr, err))) goto fail;
+            last_user = e->user;
+        }
+        if (!last_item || strcmp(last_item, e->item) != 0) {
+            if ((rc = rid_of(s, q.iget, q.iins, e->item, &it, &icr, err))) goto fail;
+            last_item = e->item;
+        }
         uint8_t f = (uint8_t)((ucr ? RF_APPEND_NEW_USER : 0) | (icr ? RF_APPEND_NEW_ITEM : 0));
         sqlite3_bind_int64(q.pair, 1, u);
         sqlite3_bind_int64(q.pair, 2, it);
