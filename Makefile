@@ -20,12 +20,15 @@ asan:
 	  ctest --output-on-failure -j $(JOBS)
 
 deps:
-	bash scripts/install-deps.sh
+	bash scripts/install-deps.sh --bench
 
-demo: deps build
+demo:
+	bash scripts/install-deps.sh
+	@$(MAKE) --no-print-directory build
 	bash scripts/demo.sh $(BUILD)/recfuse
 
 bench: build
+	bash scripts/install-deps.sh --bench
 	bash bench/run.sh $(BUILD)
 
 format:

@@ -2,7 +2,8 @@
 # `make bench`: the benchmarks the issues ask for. Prints figures; decides
 # nothing. Long: generates a 20M-event shop (about 1 GB of TSV) under
 # $BENCH_DIR (default build/bench). Select parts with BENCH=import,build,ml100k
-# (the default) and the speed parts ials,itemknn,bpr,rules,eval,rmse (BENCH=all for all).
+# (the default), the speed parts ials,itemknn,bpr,rules,eval,rmse and server
+# (recfuse serve under wrk and against nginx; BENCH=all for all).
 # MovieLens parts skip with a message when ../shared/data is absent.
 set -uo pipefail
 BUILD=${1:-build}
@@ -71,4 +72,8 @@ fi
 if want rmse; then
   echo "## Protocol B: RMSE of mf and svdpp over u1..u5"
   bash "$ROOT/bench/bench_rmse.sh" "$BUILD"
+fi
+if want server; then
+  echo "## recfuse serve under wrk (100k-item catalog)"
+  bash "$ROOT/bench/bench_server.sh" "$BUILD" "$DIR/server" 20
 fi

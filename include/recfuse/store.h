@@ -212,4 +212,45 @@ int rf_store_load_users(rf_store *s, rf_user_table **out, struct rf_err *err);
 /* NULL is a no-op. */
 void rf_user_table_free(rf_user_table *t);
 
+/* ---- single-row writes (store/append.c; the server's writes) ---------- */
+
+/* One event to append, with string ids. */
+typedef struct rf_event_in {
+    const char *user, *item; /* NUL-terminated, non-empty */
+    int type;                /* rf_event_type */
+    double value;
+    int64_t ts;              /* Unix seconds */
+} rf_event_in;
+
+/* Per-event result flags of rf_store_append_events. */
+#define RF_APPEND_ADDED 1    /* a new row (else the same (user, item, type, ts) was stored) */
+#define RF_APPEND_NEW_PAIR 2 /* the store held no event of this (user, item) before */
+#define RF_APPEND_NEW_USER 4 /* the user row was created by this call */
+#define RF_APPEND_NEW_ITEM 8 /* the item row was created by this call */
+
+/* Append ev[0..n) in one write transaction (BEGIN IMMEDIATE ... COMMIT;
+ * with synchronous=FULL the events are durable when this returns 0).
+ * Users and items not yet stored are created as bare rows. Events already
+ * stored are left unchanged (as in import). flags (n bytes, may be NULL)
+ * receives RF_APPEND_* per event. On error nothing is stored. Errors as
+ * the importers: RF_EDB (locked), RF_EIO, RF_ENOMEM. */
+int rf_store_append_events(rf_store *s, const rf_event_in *ev, int64_t n, uint8_t *flags,
+                           struct rf_err *err);
+
+/* Store an item row, replacing every column of an existing row with the
+ * same id (NULL strings / NAN price / stock -1 / created 0 / attrs NULL
+ * mean unknown). The row id (and so the item's events) is kept.
+ * *created (may be NULL) is 1 if the row is new. */
+int rf_store_put_item(rf_store *s, const rf_item_info *it, int *created, struct rf_err *err);
+/* Change price (unless NAN) and stock (unless < 0) of an existing item.
+ * RF_ENOTFOUND if the item is not stored. */
+int rf_store_patch_item(rf_store *s, const char *id, double price, int64_t stock,
+                        struct rf_err *err);
+/* Store a user row, replacing an existing one's columns (as put_item). */
+int rf_store_put_user(rf_store *s, const rf_user_info *u, int *created, struct rf_err *err);
+/* Forget a user: delete all the user's events and the user row, in one
+ * transaction. *n_events (may be NULL) receives the events deleted.
+ * RF_ENOTFOUND if the user is not stored. */
+int rf_store_forget_user(rf_store *s, const char *id, int64_t *n_events, struct rf_err *err);
+
 #endif

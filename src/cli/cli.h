@@ -81,5 +81,6 @@ int rf_cmd_report(rf_args *a);
 int rf_cmd_similar(rf_args *a);
 int rf_cmd_info(rf_args *a);
 int rf_cmd_rules(rf_args *a);
+int rf_cmd_serve(rf_args *a);
 
 #endif

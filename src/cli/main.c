@@ -27,6 +27,7 @@ static const command commands[] = {
     {"info", rf_cmd_info, "show what a data directory holds"},
     {"rules", rf_cmd_rules, "list association rules (frequently bought together)"},
     {"similar", rf_cmd_similar, "list the items most similar to given items (item-kNN)"},
+    {"serve", rf_cmd_serve, "serve recommendations over HTTP (real-time events, hot reload)"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,343 @@
+/* srv_int.h - what the server's files share: the served-model snapshot
+ * (models.c), the live state (live.c), the event writer (writer.c),
+ * metrics (metrics.c), request contexts and JSON replies (server.c,
+ * routes_*.c). Nothing outside src/server includes it. */
+#ifndef RF_SRV_INT_H
+#define RF_SRV_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "recfuse/error.h"
+#include "recfuse/factors.h"
+#include "recfuse/model.h"
+#include "recfuse/server.h"
+#include "recfuse/store.h"
+
+/* ---- routes and metrics (metrics.c) ---------------------------------- */
+
+typedef enum srv_route {
+    R_RECOMMEND, R_SIMILAR, R_TOGETHER, R_POPULAR, R_TRENDING, R_EVENTS, R_ITEMS, R_USERS,
+    R_RELOAD, R_HEALTH, R_METRICS, R_OTHER, R_COUNT
+} srv_route;
+const char *srv_route_name(srv_route r);
+
+#define SRV_NSTATUS 14
+#define SRV_NBUCKETS 14
+typedef struct srv_metrics {
+    _Atomic uint64_t count[R_COUNT][SRV_NSTATUS];
+    _Atomic uint64_t bucket[R_COUNT][SRV_NSTATUS][SRV_NBUCKETS]; /* cumulative on output */
+    _Atomic uint64_t sum_us[R_COUNT][SRV_NSTATUS];
+    _Atomic uint64_t events_ingested, events_duplicate, commits, reloads, reload_failures,
+        retrains, retrain_failures;
+} srv_metrics;
+void srv_metrics_record(srv_metrics *m, srv_route r, int status, double seconds);
+/* Prometheus text of m plus the model gauges; allocated (rf_free). */
+struct srv_snap;
+char *srv_metrics_render(const srv_metrics *m, const struct srv_snap *snap, int64_t queue_len,
+                         size_t *len);
+
+/* ---- the served models (models.c) ------------------------------------ */
+
+/* One model file in use and where its items sit in the live catalog. */
+typedef struct srv_model {
+    rf_model *m;       /* NULL: absent */
+    char name[32];
+    char path[4096];
+    int64_t mtime_ns, ino, size; /* file signature at load */
+    int32_t *m2c;      /* model item id -> catalog id */
+} srv_model;
+
+/* Roles a model file plays. */
+typedef enum srv_mrole { M_MAIN, M_SIMILAR, M_TOGETHER, M_POP, M_TREND, M_NROLES } srv_mrole;
+
+/* Everything the read routes need from the trained models, immutable once
+ * published, reference-counted so a swap never frees a snapshot a request
+ * still uses. */
+typedef struct srv_snap {
+    _Atomic int refs;
+    uint64_t version;   /* 1, 2, ... per load */
+    int64_t loaded_at;  /* Unix s */
+    srv_model mod[M_NROLES];
+    float *pop_base;    /* popularity of each pop-model item (M_POP, else M_MAIN's
+                           cold-start scores), NULL without either */
+    float *trend_base;  /* trending scores per M_TREND item */
+    double trend_ref;   /* trending reference time (Unix s) */
+    double trend_hl;    /* trending half-life in seconds */
+    int64_t rules_gap;  /* session gap (s) of the rules model, baskets for live co-occurrence */
+    unsigned rules_types; /* basket event types (bit per type) */
+    int rules_max_basket;
+    int has_fac;        /* the main model is a factor model with fold-in: */
+    rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored in batches */
+} srv_snap;
+
+struct rf_server;
+/* Path of the file serving `role` (honouring c->model for M_MAIN) into
+ * path; 0, or RF_ENOTFOUND with a message naming the train command. The
+ * one place that decides which model serves what. */
+int srv_model_path(const struct rf_server *s, srv_mrole role, char *path, size_t size,
+                   char *name, size_t name_size, rf_err *err);
+/* Load every role's model afresh and publish it (serialised). *changed
+ * (may be NULL) is 1 if a new snapshot was published. With only_if_changed,
+ * nothing is loaded when no file signature differs from the current one. */
+int srv_reload(struct rf_server *s, int only_if_changed, int *changed, rf_err *err);
+/* The current snapshot with a reference taken (never NULL after start). */
+srv_snap *srv_snap_acquire(struct rf_server *s);
+void srv_snap_release(srv_snap *sn);
+/* Background threads: file watch and retrain. */
+int srv_watch_start(struct rf_server *s, rf_err *err);
+void srv_watch_stop(struct rf_server *s);
+
+/* ---- live state (live.c) --------------------------------------------- */
+
+typedef struct srv_pairc {
+    int32_t item, count;
+} srv_pairc;
+typedef struct srv_colist {
+    int32_t n, cap;
+    srv_pairc *p;
+} srv_colist;
+
+#define SRV_SESSION_MAX 64
+typedef struct srv_session {
+    int64_t last_ts;
+    int32_t n;
+    int32_t items[SRV_SESSION_MAX];
+} srv_session;
+
+/* Catalog attributes, users and counters that move with every write.
+ * Guarded by `lock` (readers: request threads; writers: the event writer
+ * and item/user routes). Catalog ids (cid) are dense over every item the
+ * server has seen; they never change while the server runs. */
+typedef struct srv_live {
+    pthread_rwlock_t lock;
+    rf_idmap *items;    /* item string id -> cid */
+    int32_t icap;
+    double *price;      /* NAN unknown */
+    int64_t *stock;     /* -1 unknown */
+    int32_t *cat;       /* category id, -1 unknown */
+    float *pop, *trend; /* increments since the current snapshot was published */
+    srv_colist *co;     /* co-occurrence counts since the snapshot, per cid */
+    rf_idmap *cats;     /* category strings */
+    rf_idmap *users;    /* user string id -> uid */
+    int32_t ucap;
+    uint8_t *ufold;     /* 1: the user posted events or was forgotten: score
+                           from the current history, never the trained vector */
+    srv_session *sess;  /* per uid: the current basket session */
+    _Atomic uint64_t gen; /* bumped when popular/trending lists may change */
+} srv_live;
+
+int srv_live_init(srv_live *L, rf_store *st, rf_err *err);
+void srv_live_free(srv_live *L);
+/* Catalog id of item `id`, added when new. Caller holds the write lock. */
+int srv_live_item(srv_live *L, const char *id, size_t len, int32_t *cid);
+/* User id, added when new. Caller holds the write lock. */
+int srv_live_user(srv_live *L, const char *id, size_t len, int32_t *uid);
+/* Set an item's attributes (price NAN / stock -1 / category NULL: unknown).
+ * Caller holds the write lock. */
+int srv_live_set_item(srv_live *L, int32_t cid, const char *category, double price, int64_t stock);
+/* Forget the live counters (called with the write lock when a new
+ * snapshot is published: its models count what came before). */
+void srv_live_reset_counts(srv_live *L);
+/* Add one co-occurrence a <-> b. Caller holds the write lock. */
+int srv_live_cooccur(srv_live *L, int32_t a, int32_t b);
+
+/* ---- the group-commit event writer (writer.c) ------------------------ */
+
+/* One POST's events, queued for the writer. */
+typedef struct srv_batch {
+    rf_event_in *ev;
+    int64_t n;
+    char *strings;          /* the ids ev points into (one allocation) */
+    struct MHD_Connection *conn; /* resumed when done */
+    struct srv_batch *next;
+    int rc;                 /* result: 0 or RF_E* */
+    char msg[256];
+    int64_t added, dups;
+    _Atomic int done;
+} srv_batch;
+
+typedef struct srv_writer srv_writer;
+int srv_writer_start(struct rf_server *s, srv_writer **out, rf_err *err);
+/* Queue a batch; the writer sets rc/added/dups, then done, then resumes
+ * batch->conn. RF_ESTATE after the writer was stopped. */
+int srv_writer_submit(srv_writer *w, srv_batch *b);
+int64_t srv_writer_queued(srv_writer *w);
+/* Commit everything queued, then stop the thread and free. */
+void srv_writer_stop(srv_writer *w);
+void srv_batch_free(srv_batch *b);
+
+/* ---- batched scoring of factor models (batch.c) ------------------------ */
+
+#define SRV_BATCH_MAX 64
+/* One user's list to score: the top k of f->items . vec, skipping mask;
+ * conn is resumed once done. */
+typedef struct srv_bjob {
+    const rf_factors *f;
+    const float *vec;    /* f->ld floats, zero beyond f->dim */
+    const uint8_t *mask; /* f->n_items flags */
+    int k;
+    rf_scored *out;      /* k entries */
+    int n_out, rc;
+    struct MHD_Connection *conn;
+    _Atomic int done;
+    struct srv_bjob *next;
+} srv_bjob;
+/* Scorer threads that score queued jobs in rounds (batch.c). */
+#define SRV_SCORERS_MAX 64
+struct worker;
+typedef struct srv_batcher {
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    srv_bjob *head, *tail;
+    int max_batch, nthreads, started, nworkers, stop, inited;
+    pthread_t thr[SRV_SCORERS_MAX];
+    struct worker *workers;
+    /* the round being scored */
+    float *U;                 /* n x ld user vectors */
+    const rf_factors *f;
+    int n, kmax, pending;
+    srv_bjob *jobs_now[SRV_BATCH_MAX];
+    _Atomic int64_t next_block;
+    uint64_t round;
+    _Atomic uint64_t batches, jobs;
+} srv_batcher;
+int srv_batcher_start(srv_batcher *b, int threads, int max_batch, rf_err *err);
+/* Queue a job; RF_ESTATE once stopping. */
+int srv_batcher_submit(srv_batcher *b, srv_bjob *job);
+/* Score everything queued, then stop the threads. Idempotent. */
+void srv_batcher_stop(srv_batcher *b);
+
+/* A recommend request in progress (routes_read.c). */
+typedef struct srv_rec srv_rec;
+int srv_rec_done(const srv_rec *q);
+struct rf_server;
+struct srv_req;
+void srv_rec_free(struct rf_server *s, srv_rec *q);
+int srv_recommend_done(struct rf_server *s, struct MHD_Connection *c, struct srv_req *r);
+
+/* ---- the server ------------------------------------------------------ */
+
+/* Per-thread scratch, taken from a pool for one request. */
+typedef struct srv_ctx {
+    rf_store *st;       /* read connection */
+    rf_events *ev;
+    float *scores;
+    uint8_t *mask;
+    size_t cap;         /* floats / bytes of scores and mask */
+    rf_scored *top;
+    int topcap;
+    float vec[1040], fold[1040]; /* a user vector (factor models, dim <= 1024) */
+    struct srv_ctx *next;
+} srv_ctx;
+
+struct rf_server {
+    rf_server_config cfg;
+    struct MHD_Daemon *d;
+    int port;
+    rf_store *st;         /* for item/user writes (serialised by wlock) */
+    pthread_mutex_t wlock;
+    srv_writer *writer;
+    srv_live live;
+    srv_metrics metrics;
+    srv_batcher batcher;
+    int batcher_on;
+    /* snapshot */
+    pthread_mutex_t snap_lock;
+    srv_snap *snap;
+    pthread_mutex_t reload_lock;
+    uint64_t next_version;
+    /* cached bodies of /v1/popular and /v1/trending without parameters */
+    pthread_mutex_t cache_lock;
+    char *cache_body[2];
+    size_t cache_len[2];
+    uint64_t cache_snap[2], cache_gen[2];
+    /* contexts */
+    pthread_mutex_t ctx_lock;
+    srv_ctx *ctx_free;
+    /* requests in flight and shutdown */
+    _Atomic int inflight;
+    _Atomic int stopping;
+    int shut;
+    /* watch / retrain thread */
+    pthread_t watch_thr;
+    int watch_running;
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    int64_t last_retrain;
+    _Atomic int child;    /* pid of a running retrain, 0 if none */
+    int64_t started_at;
+};
+
+srv_ctx *srv_ctx_get(struct rf_server *s, rf_err *err);
+void srv_ctx_put(struct rf_server *s, srv_ctx *c);
+/* Grow c's buffers to hold n entries. */
+int srv_ctx_reserve(srv_ctx *c, size_t n, int k);
+
+/* A request being handled. */
+typedef struct srv_req srv_req;
+struct srv_req {
+    double t0;
+    srv_route route;
+    int status;
+    char *body;
+    size_t len, cap;
+    int too_big;
+    srv_batch *batch;   /* POST /v1/events waiting for its commit */
+    srv_rec *rec;       /* GET /v1/recommend waiting for its batch */
+    int counted;        /* counted in inflight */
+};
+
+/* Reply helpers: queue a JSON body (takes ownership of j) / an error
+ * {"error": {"code": CODE, "message": MSG}}. They set r->status. */
+int srv_reply_json(struct MHD_Connection *c, srv_req *r, int status, json_t *j);
+int srv_reply_text(struct MHD_Connection *c, srv_req *r, int status, const char *ctype, char *body,
+                   size_t len, int copy);
+int srv_reply_error(struct MHD_Connection *c, srv_req *r, int status, const char *code,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 500/503/404/400 from an rf_err code. */
+int srv_reply_rferr(struct MHD_Connection *c, srv_req *r, const rf_err *err);
+
+/* Query parameters: check every one is in `allowed` ("k,category,..."),
+ * else reply 400 and return 1. */
+int srv_check_params(struct MHD_Connection *c, srv_req *r, const char *allowed);
+/* Integer / number / boolean query parameter; on a bad value replies 400
+ * naming it and returns 1; absent: *out = def. */
+int srv_param_int(struct MHD_Connection *c, srv_req *r, const char *name, int64_t def,
+                  int64_t min, int64_t max, int64_t *out);
+int srv_param_num(struct MHD_Connection *c, srv_req *r, const char *name, double def, double min,
+                  double max, double *out);
+int srv_param_bool(struct MHD_Connection *c, srv_req *r, const char *name, int *out);
+
+/* Route handlers (routes_read.c, routes_write.c). `id` is the path rest. */
+int srv_get_recommend(struct rf_server *s, struct MHD_Connection *c, srv_req *r, const char *id);
+int srv_get_similar(struct rf_server *s, struct MHD_Connection *c, srv_req *r, const char *id);
+int srv_get_together(struct rf_server *s, struct MHD_Connection *c, srv_req *r, const char *id);
+int srv_get_popular(struct rf_server *s, struct MHD_Connection *c, srv_req *r, int trending);
+int srv_post_events(struct rf_server *s, struct MHD_Connection *c, srv_req *r);
+int srv_events_done(struct rf_server *s, struct MHD_Connection *c, srv_req *r);
+int srv_put_item(struct rf_server *s, struct MHD_Connection *c, srv_req *r, const char *id,
+                 int patch);
+int srv_put_user(struct rf_server *s, struct MHD_Connection *c, srv_req *r, const char *id);
+int srv_delete_user(struct rf_server *s, struct MHD_Connection *c, srv_req *r, const char *id);
+int srv_post_reload(struct rf_server *s, struct MHD_Connection *c, srv_req *r);
+int srv_get_health(struct rf_server *s, struct MHD_Connection *c, srv_req *r);
+int srv_get_metrics(struct rf_server *s, struct MHD_Connection *c, srv_req *r);
+
+/* Parse the request body as JSON; on failure replies 400 (naming line and
+ * column) and returns NULL. */
+json_t *srv_body_json(struct MHD_Connection *c, srv_req *r);
+
+/* Apply committed events to the live state (writer.c calls it after each
+ * commit). */
+void srv_live_apply(struct rf_server *s, const srv_batch *b, const uint8_t *flags);
+
+/* Auth (auth.c): the role a request's key holds: -1 no key sent, -2 a key
+ * matching no configured one; or RF_ROLE_*. Constant time in the keys. */
+int srv_auth_role(const rf_server_config *c, const char *key);
+int srv_auth_open(const rf_server_config *c);
+
+#endif
