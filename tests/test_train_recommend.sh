@@ -78,6 +78,13 @@ grep -q "k=9 " "$T/t3.out" && ok "--params overrides the file" || { cat "$T/t3.o
 "$BIN" train --quiet --data "$D" --model ials --init-from "$T/nosuch.rfm" > /dev/null 2>&1
 [ $? -eq 1 ] && ok "--init-from missing file: 1" || bad "--init-from missing file status"
 
+# fm takes the users table (demographics) as user side features
+printf 'id\tgender\tage\tcountry\tsegment\na\tF\t30\tDE\tvip\nb\tM\t61\tFR\tnew\n' > "$T/users.tsv"
+"$BIN" import --quiet --data "$D" --users "$T/users.tsv" > /dev/null 2>&1 || bad "import users"
+"$BIN" train --data "$D" --model fm --params factors=4,epochs=2 > "$T/fm.out" 2>&1 \
+  && grep -q "event=fm.fit .* user_side=8 " "$T/fm.out" && ok "fm uses the users table" \
+  || { cat "$T/fm.out"; bad "fm user side features"; }
+
 # a truncated model file fails cleanly
 head -c 100 "$D/models/pop.rfm" > "$T/p" && cp "$T/p" "$D/models/pop.rfm"
 "$BIN" recommend --data "$D" --user a --model pop > /dev/null 2> "$T/trunc.err"; rc=$?

@@ -259,8 +259,10 @@ static void test_tune_halving(void **state) {
             per_rung[q]++;
     }
     assert_int_equal(per_rung[0], 28);
-    assert_int_equal(per_rung[1], 9);
-    assert_int_equal(per_rung[2], 3);
+    /* the best 1/eta go on, and the defaults always (one more unless among them) */
+    assert_true(per_rung[1] == 9 || per_rung[1] == 10);
+    assert_true(per_rung[2] == 3 || per_rung[2] == 4);
+    assert_int_equal(r.trials[0].rung, 2);
     /* promotion kept the best of rung 0 */
     int best0 = -1;
     for (int i = 0; i < r.n_trials; i++)

@@ -27,7 +27,9 @@
  * only on the data and the fixed side, and initial factors come from a
  * per-row RNG stream, so the trained factors are bit-identical for every
  * thread count (for a given kernel path, factors.h). Entries with weight
- * <= 0 are not observations (p = 0), as in HKV.
+ * <= 0 are not observations (p = 0), as in HKV. A warm start (rf_ials_set_init,
+ * model.h's rf_model_set_init) overwrites the random rows of the users
+ * and items a previous model knows (by id string) with its vectors.
  *
  * Scoring: a known user with training data uses the trained vector; a user
  * unknown to the model (or with no training data) is folded in from the
