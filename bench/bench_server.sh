@@ -149,4 +149,4 @@ echo "$reqs" | awk -v rows=$((after - before)) '{printf "acknowledged %d posts =
 grep '^recfuse_event_commits_total' <<< "$(curl -s "$URL/metrics")"
 cpu_per "$(( $(wrk_reqs "$W/ev.txt") * 1000 ))" "$c0" "$c1" event
 stop_server
-echo "factor-model batches over the whole run: $(grep -o 'scored_batches=.*' "$W/serve.err")"
+echo "factor-model lists over the whole run: $(grep -o 'factor_lists=.*' "$W/serve.err")"

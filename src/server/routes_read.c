@@ -257,17 +257,17 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         goto out;
     }
     rf_hist h = {q->nh, q->items, q->weights, q->ts};
-    q->job = (srv_bjob){.f = &q->sn->fac, .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
-    if (q->sn->has_fac) {
+    q->job = (srv_bjob){.f = &q->sn->fac, .perm = q->sn->fac_perm, .norms = q->sn->fac_norms,
+                        .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
+    if (q->sn->has_fac) { /* factor model: the pruned exact scan of batch.c */
         int rc = factor_vector(m, &q->sn->fac, q->uid, &h, ctx);
         if (rc < 0) {
             ret = srv_reply_error(c, r, 500, "internal", "fold-in failed: %s", rf_strerror(rc));
             goto out;
         }
         if (rc == 1) {
-            /* Score on a scorer thread, batched with other requests; the
-             * connection sleeps meanwhile (suspend before submit: the
-             * scorer resumes it). */
+            /* Score on a scorer thread (batch.c); the connection sleeps
+             * meanwhile (suspend before submit: the scorer resumes it). */
             q->job.conn = c;
             r->rec = q;
             MHD_suspend_connection(c);

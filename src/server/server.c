@@ -503,7 +503,7 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     pthread_cond_init(&s->watch_cv, NULL);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Requests run in parallel with each other: BLAS calls inside one
-     * request stay on one thread (process-wide OpenBLAS setting). */
+     * request (model scoring) stay on one thread (process-wide setting). */
     openblas_set_num_threads(1);
     int rc;
     struct addrinfo hints = {0}, *ai = NULL;
@@ -511,7 +511,7 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     if ((rc = srv_live_init(&s->live, s->st, err))) goto fail;
     if ((rc = srv_reload(s, 0, NULL, err))) goto fail;
     if ((rc = srv_writer_start(s, &s->writer, err))) goto fail;
-    if ((rc = srv_batcher_start(&s->batcher, ncpu > 0 ? (int)ncpu : 1, 32, err))) goto fail;
+    if ((rc = srv_batcher_start(&s->batcher, ncpu > 0 ? (int)ncpu : 1, err))) goto fail;
     s->batcher_on = 1;
 
     hints.ai_family = AF_UNSPEC;
@@ -575,8 +575,8 @@ void rf_server_shutdown(rf_server *s, int grace_ms) {
     MHD_stop_daemon(s->d);
     s->d = NULL;
     srv_watch_stop(s);
-    rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d scored_batches=%llu scored_jobs=%llu", left,
-           (unsigned long long)s->batcher.batches, (unsigned long long)s->batcher.jobs);
+    rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d factor_lists=%llu items_scored=%llu", left,
+           (unsigned long long)s->batcher.jobs, (unsigned long long)s->batcher.scanned);
 }
 
 void rf_server_free(rf_server *s) {
