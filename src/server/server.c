@@ -489,6 +489,9 @@ static void server_free_parts(rf_server *s) {
 int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     *out = NULL;
     if (!cfg->data_dir[0]) return rf_err_set(err, RF_EINVAL, "no data directory given (--data DIR)");
+    if (cfg->model[0] && !rf_model_find(cfg->model))
+        return rf_err_set(err, RF_EINVAL, "model '%s' is not a model name (see 'recfuse train --help')",
+                          cfg->model);
     rf_server *s = rf_calloc(1, sizeof *s);
     if (!s) return rf_err_set(err, RF_ENOMEM, "out of memory");
     s->cfg = *cfg;
