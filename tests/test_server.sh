@@ -50,9 +50,9 @@ pop=$("$BIN" recommend --quiet --data "$D" --user nobody-at-all --k 5 --model po
 # filters: every item passes, compared with the catalog (one query)
 req GET "/v1/recommend/u1?k=20&category=Electronics&min_price=10&max_price=300&in_stock=1"
 n=$(jq '.items | length' <<< "$BODY")
-list=$(jq -r '[.items[].item | "\x27" + . + "\x27"] | join(",")' <<< "$BODY")
+list=$(jq -r '[.items[].item | @sh] | join(",")' <<< "$BODY")
 fail=$(sqlite3 "$D/recfuse.db" "SELECT count(*) FROM items WHERE id IN ($list) AND NOT ('/' || category || '/' LIKE '%/Electronics/%' AND price BETWEEN 10 AND 300 AND stock > 0)")
-[ "$CODE" = 200 ] && [ "$n" -gt 0 ] && [ "$fail" = 0 ] && ok "recommend: category/price/stock filters hold ($n items)" \
+[ "$CODE" = 200 ] && [ "$n" -gt 0 ] && [ -n "$list" ] && [ "$fail" = 0 ] && ok "recommend: category/price/stock filters hold ($n items)" \
   || bad "filters: $CODE n=$n fail=$fail $BODY"
 first=$(jq -r '.items[0].item' <<< "$(curl -s "$URL/v1/recommend/u1?k=3")")
 req GET "/v1/recommend/u1?k=3&exclude=$first,nonexistent"

@@ -1,5 +1,5 @@
 /* test_server_core.c - the server's pieces below HTTP: the pruned exact top-k
- * scan of factor models (batch.c) against a brute-force oracle, and the
+ * scan of factor models (scorer.c) against a brute-force oracle, and the
  * config file, API keys and option parsers (auth.c). The HTTP routes are
  * driven end to end by test_server.sh and test_server_ops.sh. */
 #include <math.h>

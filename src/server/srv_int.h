@@ -71,7 +71,7 @@ typedef struct srv_snap {
     unsigned rules_types; /* basket event types (bit per type) */
     int rules_max_basket;
     int has_fac;        /* the main model is a factor model with fold-in: */
-    rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored by batch.c */
+    rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored by scorer.c */
     int32_t *fac_perm;  /* its items by decreasing norm */
     float *fac_norms;
 } srv_snap;
@@ -172,12 +172,12 @@ int64_t srv_writer_queued(srv_writer *w);
 void srv_writer_stop(srv_writer *w);
 void srv_batch_free(srv_batch *b);
 
-/* ---- scoring of factor models (batch.c) ------------------------------ */
+/* ---- scoring of factor models (scorer.c) ------------------------------ */
 
 /* One user's list to score: the exact top k of f->items . vec, skipping
  * mask, by a scan in decreasing item-norm order (perm, norms) that stops
  * when |vec| * norm cannot beat the k-th score; conn is resumed once done. */
-typedef struct srv_bjob {
+typedef struct srv_sjob {
     const rf_factors *f;
     const int32_t *perm; /* item ids by decreasing norm */
     const float *norms;  /* their norms */
@@ -189,8 +189,8 @@ typedef struct srv_bjob {
     int64_t scanned;     /* items scored */
     struct MHD_Connection *conn;
     _Atomic int done;
-    struct srv_bjob *next;
-} srv_bjob;
+    struct srv_sjob *next;
+} srv_sjob;
 /* The norm order of f's items: *perm (ids) and *norms, allocated (rf_free).
  * RF_ENOMEM. */
 int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms);
@@ -203,19 +203,19 @@ int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms
                     int64_t *scanned);
 /* Scorer threads taking queued jobs. */
 #define SRV_SCORERS_MAX 64
-typedef struct srv_batcher {
+typedef struct srv_scorers {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    srv_bjob *head, *tail;
+    srv_sjob *head, *tail;
     int nthreads, stop, inited;
     pthread_t thr[SRV_SCORERS_MAX];
     _Atomic uint64_t jobs, scanned;
-} srv_batcher;
-int srv_batcher_start(srv_batcher *b, int threads, rf_err *err);
+} srv_scorers;
+int srv_scorers_start(srv_scorers *b, int threads, rf_err *err);
 /* Queue a job; RF_ESTATE once stopping. */
-int srv_batcher_submit(srv_batcher *b, srv_bjob *job);
+int srv_scorers_submit(srv_scorers *b, srv_sjob *job);
 /* Score everything queued, then stop the threads. Idempotent. */
-void srv_batcher_stop(srv_batcher *b);
+void srv_scorers_stop(srv_scorers *b);
 
 /* A recommend request in progress (routes_read.c). */
 typedef struct srv_rec srv_rec;
@@ -249,8 +249,8 @@ struct rf_server {
     srv_writer *writer;
     srv_live live;
     srv_metrics metrics;
-    srv_batcher batcher;
-    int batcher_on;
+    srv_scorers scorers;
+    int scorers_on;
     /* snapshot */
     pthread_mutex_t snap_lock;
     srv_snap *snap;

@@ -1,4 +1,4 @@
-/* batch.c - scoring of factor models for GET /v1/recommend, off the HTTP
+/* scorer.c - ranking with factor models for GET /v1/recommend, off the HTTP
  * threads, with an exact pruned scan.
  *
  * A factor model scores item i for user vector u as u . v_i. Ranking all
@@ -19,6 +19,7 @@
  * jobs, scan, store each top-k and resume the connection, and the pool
  * thread writes the reply. So HTTP threads never compute a list, and the
  * number of lists computed at once is bounded by the cores. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,23 +29,12 @@
 
 /* ---- the norm order of a model's items ---------------------------------- */
 
-typedef struct normidx {
-    float norm;
-    int32_t id;
-} normidx;
-
-static int by_norm_desc(const void *a, const void *b) {
-    const normidx *x = a, *y = b;
-    if (x->norm != y->norm) return x->norm > y->norm ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms) {
     *perm = NULL;
     *norms = NULL;
-    normidx *t = rf_malloc_array((size_t)f->n_items + 1, sizeof *t);
-    int32_t *p = rf_malloc_array((size_t)f->n_items + 1, sizeof *p);
     float *nv = rf_malloc_array((size_t)f->n_items + 1, sizeof *nv);
+    rf_scored *t = rf_malloc_array((size_t)f->n_items + 1, sizeof *t);
+    int32_t *p = rf_malloc_array((size_t)f->n_items + 1, sizeof *p);
     if (!t || !p || !nv) {
         rf_free(t);
         rf_free(p);
@@ -55,13 +45,14 @@ int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms) {
         const float *v = f->items + (size_t)i * f->ld;
         double s = 0;
         for (int d = 0; d < f->dim; d++) s += (double)v[d] * v[d];
-        t[i].norm = (float)sqrt(s);
-        t[i].id = i;
+        nv[i] = (float)sqrt(s);
+        if (!(nv[i] <= INFINITY)) nv[i] = INFINITY; /* NaN: always scan it, first */
     }
-    qsort(t, (size_t)f->n_items, sizeof *t, by_norm_desc);
-    for (int32_t i = 0; i < f->n_items; i++) {
+    /* all items best first: decreasing norm, ties by the smaller id */
+    int n = rf_topk_select(nv, f->n_items, f->n_items, NULL, t);
+    for (int32_t i = 0; i < n; i++) {
         p[i] = t[i].id;
-        nv[i] = t[i].norm;
+        nv[i] = t[i].score;
     }
     rf_free(t);
     *perm = p;
@@ -70,19 +61,6 @@ int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms) {
 }
 
 /* ---- one job ---------------------------------------------------------- */
-
-static float dot(const float *a, const float *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int d = 0;
-    for (; d + 4 <= n; d += 4) {
-        s0 += a[d] * b[d];
-        s1 += a[d + 1] * b[d + 1];
-        s2 += a[d + 2] * b[d + 2];
-        s3 += a[d + 3] * b[d + 3];
-    }
-    for (; d < n; d++) s0 += a[d] * b[d];
-    return (s0 + s1) + (s2 + s3);
-}
 
 int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
                     const float *vec, const uint8_t *mask, int k, rf_scored *out,
@@ -102,7 +80,7 @@ int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms
         }
         int32_t i = perm[p];
         if (mask && mask[i]) continue;
-        float s = dot(f->items + (size_t)i * f->ld, vec, f->dim);
+        float s = cblas_sdot(f->dim, f->items + (size_t)i * f->ld, 1, vec, 1);
         n++;
         rf_topk_push(&t, i, s);
     }
@@ -110,19 +88,19 @@ int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms
     return rf_topk_finish(&t);
 }
 
-static void score_job(srv_bjob *q) {
+static void score_job(srv_sjob *q) {
     q->n_out = srv_topk_pruned(q->f, q->perm, q->norms, q->vec, q->mask, q->k, q->out, &q->scanned);
 }
 
 /* ---- the scorer threads ----------------------------------------------- */
 
 static void *scorer_main(void *arg) {
-    srv_batcher *b = arg;
+    srv_scorers *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {
         while (!b->head && !b->stop) pthread_cond_wait(&b->cv, &b->mu);
         if (!b->head) break; /* stopping and drained */
-        srv_bjob *q = b->head;
+        srv_sjob *q = b->head;
         b->head = q->next;
         if (!b->head) b->tail = NULL;
         pthread_mutex_unlock(&b->mu);
@@ -139,7 +117,7 @@ static void *scorer_main(void *arg) {
     return NULL;
 }
 
-int srv_batcher_start(srv_batcher *b, int threads, rf_err *err) {
+int srv_scorers_start(srv_scorers *b, int threads, rf_err *err) {
     memset(b, 0, sizeof *b);
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
@@ -150,13 +128,13 @@ int srv_batcher_start(srv_batcher *b, int threads, rf_err *err) {
         b->nthreads++;
     }
     if (b->nthreads == 0) {
-        srv_batcher_stop(b);
+        srv_scorers_stop(b);
         return rf_err_set(err, RF_EINVAL, "cannot start the scorer threads");
     }
     return 0;
 }
 
-int srv_batcher_submit(srv_batcher *b, srv_bjob *job) {
+int srv_scorers_submit(srv_scorers *b, srv_sjob *job) {
     job->next = NULL;
     pthread_mutex_lock(&b->mu);
     if (b->stop) {
@@ -173,7 +151,7 @@ int srv_batcher_submit(srv_batcher *b, srv_bjob *job) {
     return 0;
 }
 
-void srv_batcher_stop(srv_batcher *b) {
+void srv_scorers_stop(srv_scorers *b) {
     if (!b->inited) return;
     pthread_mutex_lock(&b->mu);
     b->stop = 1;
