@@ -142,7 +142,7 @@ fi
 echo "## 3. durable ingestion: POST /v1/events, 1000 events per request"
 before=$(sqlite3 "$DATA/recfuse.db" "SELECT count(*) FROM events")
 c0=$(srv_cpu)
-wrk -t2 -c8 -d"${SECS}s" --timeout 30s -s "$ROOT/bench/server/events.lua" "$URL" > "$W/ev.txt" 2>&1
+wrk -t2 -c16 -d"${SECS}s" --timeout 30s -s "$ROOT/bench/server/events.lua" "$URL" > "$W/ev.txt" 2>&1
 c1=$(srv_cpu)
 after=$(sqlite3 "$DATA/recfuse.db" "SELECT count(*) FROM events")
 grep -E 'Requests/sec|requests in|Non-2xx|Socket errors' "$W/ev.txt"
