@@ -1,7 +1,8 @@
 /* srv_int.h - what the server's files share: the served-model snapshot
- * (models.c), the live state (live.c), the event writer (writer.c),
- * metrics (metrics.c), request contexts and JSON replies (server.c,
- * routes_*.c). Nothing outside src/server includes it. */
+ * (models.c), the live state (live.c), the event writer (writer.c), the
+ * factor-model scorers (scorer.c), metrics (metrics.c), keys and config
+ * (auth.c), request contexts and JSON replies (server.c, routes_*.c).
+ * Nothing outside src/server (and its unit test) includes it. */
 #ifndef RF_SRV_INT_H
 #define RF_SRV_INT_H
 
