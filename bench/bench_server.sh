@@ -70,16 +70,18 @@ cpu_per() {
 }
 # requests wrk completed, from its output file
 wrk_reqs() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$1"; }
-# bench_recommend LABEL: warm-up, then the measured run
+# bench_recommend LABEL: warm-up, then measured runs at 4 and $CONNS connections
 bench_recommend() {
-  echo "## 1. GET /v1/recommend/{random of 50k users}?k=10, model $1, 100k items"
   curl -s -o /dev/null "$URL/v1/recommend/u1?k=10"
   wrk -t2 -c"$CONNS" -d5s -s "$ROOT/bench/server/recommend.lua" "$URL" > /dev/null 2>&1
-  local c0; c0=$(srv_cpu)
-  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$ROOT/bench/server/recommend.lua" "$URL" > "$W/rec.txt" 2>&1
-  local c1; c1=$(srv_cpu)
-  grep -E 'Latency  |Requests/sec|50%|75%|90%|99%|Non-2xx|Socket errors' "$W/rec.txt"
-  cpu_per "$(wrk_reqs "$W/rec.txt")" "$c0" "$c1" request
+  for c in 4 "$CONNS"; do
+    echo "## 1. GET /v1/recommend/{random of 50k users}?k=10, model $1, 100k items, wrk -c$c (load $(cut -d' ' -f1 /proc/loadavg))"
+    local c0; c0=$(srv_cpu)
+    wrk -t2 -c"$c" -d"${SECS}s" --latency -s "$ROOT/bench/server/recommend.lua" "$URL" > "$W/rec.txt" 2>&1
+    local c1; c1=$(srv_cpu)
+    grep -E 'Latency  |Requests/sec|50%|75%|90%|99%|Non-2xx|Socket errors' "$W/rec.txt"
+    cpu_per "$(wrk_reqs "$W/rec.txt")" "$c0" "$c1" request
+  done
 }
 
 start_server --model itemknn
@@ -140,7 +142,7 @@ fi
 echo "## 3. durable ingestion: POST /v1/events, 1000 events per request"
 before=$(sqlite3 "$DATA/recfuse.db" "SELECT count(*) FROM events")
 c0=$(srv_cpu)
-wrk -t2 -c8 -d"${SECS}s" --timeout 30s -s "$ROOT/bench/server/events.lua" "$URL" > "$W/ev.txt" 2>&1
+wrk -t2 -c16 -d"${SECS}s" --timeout 30s -s "$ROOT/bench/server/events.lua" "$URL" > "$W/ev.txt" 2>&1
 c1=$(srv_cpu)
 after=$(sqlite3 "$DATA/recfuse.db" "SELECT count(*) FROM events")
 grep -E 'Requests/sec|requests in|Non-2xx|Socket errors' "$W/ev.txt"
@@ -149,4 +151,4 @@ echo "$reqs" | awk -v rows=$((after - before)) '{printf "acknowledged %d posts =
 grep '^recfuse_event_commits_total' <<< "$(curl -s "$URL/metrics")"
 cpu_per "$(( $(wrk_reqs "$W/ev.txt") * 1000 ))" "$c0" "$c1" event
 stop_server
-echo "factor-model batches over the whole run: $(grep -o 'scored_batches=.*' "$W/serve.err")"
+echo "factor-model lists over the whole run: $(grep -o 'factor_lists=.*' "$W/serve.err")"

@@ -69,6 +69,8 @@ printf 'listen = 127.0.0.1:0\nflavour = vanilla\n' > "$T/bad2.conf"
 "$BIN" serve --data "$D" --config "$T/bad2.conf" > /dev/null 2> "$T/bad2.err"; rc2=$?
 [ $rc1 != 0 ] && grep -q "bad1.conf:1: read_key" "$T/bad1.err" && [ $rc2 != 0 ] && grep -q "bad2.conf:2: flavour: unknown key" "$T/bad2.err" \
   && ok "config: bad lines refused with FILE:LINE: KEY" || bad "config errors: $(cat "$T/bad1.err" "$T/bad2.err")"
+"$BIN" serve --data "$D" --model bogus --listen 127.0.0.1:0 > /dev/null 2> "$T/bogus.err"
+[ $? != 0 ] && grep -q "'bogus' is not a model name" "$T/bogus.err" && ok "serve: unknown --model refused" || bad "bogus model: $(cat "$T/bogus.err")"
 "$BIN" serve --data "$T/nowhere" --listen 127.0.0.1:0 > /dev/null 2> "$T/nodir.err"
 [ $? != 0 ] && grep -q "does not exist" "$T/nodir.err" && ok "serve: missing data directory is an error" || bad "nodir"
 

@@ -100,6 +100,8 @@ static void snap_free(srv_snap *sn) {
     }
     rf_free(sn->pop_base);
     rf_free(sn->trend_base);
+    rf_free(sn->fac_perm);
+    rf_free(sn->fac_norms);
     rf_free(sn);
 }
 
@@ -189,8 +191,12 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
     }
     const rf_model *mm = sn->mod[M_MAIN].m;
     if (rc == 0 && mm && mm->ops->fold_in && rf_factors_get(mm, &sn->fac, NULL) == 0 &&
-        sn->fac.ld <= 1024)
-        sn->has_fac = 1;
+        sn->fac.ld <= 1024) {
+        if ((rc = srv_fac_index(&sn->fac, &sn->fac_perm, &sn->fac_norms)))
+            rf_err_set(err, rc, "out of memory");
+        else
+            sn->has_fac = 1;
+    }
     if (rc == 0) {
         const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
         if (pm) rc = base_scores(pm, &sn->pop_base, err);

@@ -128,7 +128,7 @@ static void mark_ids(const rf_model *m, const char *list, uint8_t *mask) {
 /* A recommend request between its phases (scoring may happen on a
  * scorer thread while the connection is suspended). */
 struct srv_rec {
-    srv_bjob job;
+    srv_sjob job;
     srv_snap *sn;
     srv_ctx *ctx;
     char *user;
@@ -257,21 +257,21 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         goto out;
     }
     rf_hist h = {q->nh, q->items, q->weights, q->ts};
-    q->job = (srv_bjob){.f = &q->sn->fac, .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
-    if (q->sn->has_fac) {
+    q->job = (srv_sjob){.f = &q->sn->fac, .perm = q->sn->fac_perm, .norms = q->sn->fac_norms,
+                        .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
+    if (q->sn->has_fac) { /* factor model: the pruned exact scan of scorer.c */
         int rc = factor_vector(m, &q->sn->fac, q->uid, &h, ctx);
         if (rc < 0) {
             ret = srv_reply_error(c, r, 500, "internal", "fold-in failed: %s", rf_strerror(rc));
             goto out;
         }
         if (rc == 1) {
-            /* Score on a scorer thread, batched with other requests; the
-             * connection sleeps meanwhile (suspend before submit: the
-             * scorer resumes it). */
+            /* Score on a scorer thread (scorer.c); the connection sleeps
+             * meanwhile (suspend before submit: the scorer resumes it). */
             q->job.conn = c;
             r->rec = q;
             MHD_suspend_connection(c);
-            if (srv_batcher_submit(&s->batcher, &q->job) != 0) {
+            if (srv_scorers_submit(&s->scorers, &q->job) != 0) {
                 q->job.rc = RF_ESTATE;
                 atomic_store(&q->job.done, 1);
                 MHD_resume_connection(c);

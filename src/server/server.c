@@ -463,8 +463,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* ---- start / stop ----------------------------------------------------------- */
 
 static void server_free_parts(rf_server *s) {
-    if (s->batcher_on) srv_batcher_stop(&s->batcher);
-    s->batcher_on = 0;
+    if (s->scorers_on) srv_scorers_stop(&s->scorers);
+    s->scorers_on = 0;
     srv_writer_stop(s->writer);
     s->writer = NULL;
     srv_snap_release(s->snap);
@@ -489,6 +489,9 @@ static void server_free_parts(rf_server *s) {
 int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     *out = NULL;
     if (!cfg->data_dir[0]) return rf_err_set(err, RF_EINVAL, "no data directory given (--data DIR)");
+    if (cfg->model[0] && !rf_model_find(cfg->model))
+        return rf_err_set(err, RF_EINVAL, "model '%s' is not a model name (see 'recfuse train --help')",
+                          cfg->model);
     rf_server *s = rf_calloc(1, sizeof *s);
     if (!s) return rf_err_set(err, RF_ENOMEM, "out of memory");
     s->cfg = *cfg;
@@ -503,7 +506,7 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     pthread_cond_init(&s->watch_cv, NULL);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Requests run in parallel with each other: BLAS calls inside one
-     * request stay on one thread (process-wide OpenBLAS setting). */
+     * request (model scoring) stay on one thread (process-wide setting). */
     openblas_set_num_threads(1);
     int rc;
     struct addrinfo hints = {0}, *ai = NULL;
@@ -511,8 +514,8 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     if ((rc = srv_live_init(&s->live, s->st, err))) goto fail;
     if ((rc = srv_reload(s, 0, NULL, err))) goto fail;
     if ((rc = srv_writer_start(s, &s->writer, err))) goto fail;
-    if ((rc = srv_batcher_start(&s->batcher, ncpu > 0 ? (int)ncpu : 1, 32, err))) goto fail;
-    s->batcher_on = 1;
+    if ((rc = srv_scorers_start(&s->scorers, ncpu > 0 ? (int)ncpu : 1, err))) goto fail;
+    s->scorers_on = 1;
 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -568,15 +571,15 @@ void rf_server_shutdown(rf_server *s, int grace_ms) {
     /* Requests in flight finish (events posts included: the writer still runs). */
     while (atomic_load(&s->inflight) > 0 && (rf_mono() - t0) * 1000 < grace_ms) usleep(2000);
     int left = atomic_load(&s->inflight);
-    if (s->batcher_on) srv_batcher_stop(&s->batcher); /* scores anything still queued */
-    s->batcher_on = 0;
+    if (s->scorers_on) srv_scorers_stop(&s->scorers); /* scores anything still queued */
+    s->scorers_on = 0;
     srv_writer_stop(s->writer); /* commits anything still queued */
     s->writer = NULL;
     MHD_stop_daemon(s->d);
     s->d = NULL;
     srv_watch_stop(s);
-    rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d scored_batches=%llu scored_jobs=%llu", left,
-           (unsigned long long)s->batcher.batches, (unsigned long long)s->batcher.jobs);
+    rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d factor_lists=%llu items_scored=%llu", left,
+           (unsigned long long)s->scorers.jobs, (unsigned long long)s->scorers.scanned);
 }
 
 void rf_server_free(rf_server *s) {

@@ -1,7 +1,8 @@
 /* srv_int.h - what the server's files share: the served-model snapshot
- * (models.c), the live state (live.c), the event writer (writer.c),
- * metrics (metrics.c), request contexts and JSON replies (server.c,
- * routes_*.c). Nothing outside src/server includes it. */
+ * (models.c), the live state (live.c), the event writer (writer.c), the
+ * factor-model scorers (scorer.c), metrics (metrics.c), keys and config
+ * (auth.c), request contexts and JSON replies (server.c, routes_*.c).
+ * Nothing outside src/server (and its unit test) includes it. */
 #ifndef RF_SRV_INT_H
 #define RF_SRV_INT_H
 
@@ -71,7 +72,9 @@ typedef struct srv_snap {
     unsigned rules_types; /* basket event types (bit per type) */
     int rules_max_basket;
     int has_fac;        /* the main model is a factor model with fold-in: */
-    rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored in batches */
+    rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored by scorer.c */
+    int32_t *fac_perm;  /* its items by decreasing norm */
+    float *fac_norms;
 } srv_snap;
 
 struct rf_server;
@@ -170,46 +173,50 @@ int64_t srv_writer_queued(srv_writer *w);
 void srv_writer_stop(srv_writer *w);
 void srv_batch_free(srv_batch *b);
 
-/* ---- batched scoring of factor models (batch.c) ------------------------ */
+/* ---- scoring of factor models (scorer.c) ------------------------------ */
 
-#define SRV_BATCH_MAX 64
-/* One user's list to score: the top k of f->items . vec, skipping mask;
- * conn is resumed once done. */
-typedef struct srv_bjob {
+/* One user's list to score: the exact top k of f->items . vec, skipping
+ * mask, by a scan in decreasing item-norm order (perm, norms) that stops
+ * when |vec| * norm cannot beat the k-th score; conn is resumed once done. */
+typedef struct srv_sjob {
     const rf_factors *f;
+    const int32_t *perm; /* item ids by decreasing norm */
+    const float *norms;  /* their norms */
     const float *vec;    /* f->ld floats, zero beyond f->dim */
     const uint8_t *mask; /* f->n_items flags */
     int k;
     rf_scored *out;      /* k entries */
     int n_out, rc;
+    int64_t scanned;     /* items scored */
     struct MHD_Connection *conn;
     _Atomic int done;
-    struct srv_bjob *next;
-} srv_bjob;
-/* Scorer threads that score queued jobs in rounds (batch.c). */
+    struct srv_sjob *next;
+} srv_sjob;
+/* The norm order of f's items: *perm (ids) and *norms, allocated (rf_free).
+ * RF_ENOMEM. */
+int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms);
+/* The exact top k (k <= out's size) of f->items . vec over the items with
+ * mask[i] == 0 (mask may be NULL), best first, ties by the smaller id, by
+ * the norm-ordered scan; *scanned (may be NULL) receives the items scored.
+ * Returns the count written. Thread-safe. */
+int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
+                    const float *vec, const uint8_t *mask, int k, rf_scored *out,
+                    int64_t *scanned);
+/* Scorer threads taking queued jobs. */
 #define SRV_SCORERS_MAX 64
-struct worker;
-typedef struct srv_batcher {
+typedef struct srv_scorers {
     pthread_mutex_t mu;
-    pthread_cond_t cv, done_cv;
-    srv_bjob *head, *tail;
-    int max_batch, nthreads, started, nworkers, stop, inited;
+    pthread_cond_t cv;
+    srv_sjob *head, *tail;
+    int nthreads, stop, inited;
     pthread_t thr[SRV_SCORERS_MAX];
-    struct worker *workers;
-    /* the round being scored */
-    float *U;                 /* n x ld user vectors */
-    const rf_factors *f;
-    int n, kmax, pending;
-    srv_bjob *jobs_now[SRV_BATCH_MAX];
-    _Atomic int64_t next_block;
-    uint64_t round;
-    _Atomic uint64_t batches, jobs;
-} srv_batcher;
-int srv_batcher_start(srv_batcher *b, int threads, int max_batch, rf_err *err);
+    _Atomic uint64_t jobs, scanned;
+} srv_scorers;
+int srv_scorers_start(srv_scorers *b, int threads, rf_err *err);
 /* Queue a job; RF_ESTATE once stopping. */
-int srv_batcher_submit(srv_batcher *b, srv_bjob *job);
+int srv_scorers_submit(srv_scorers *b, srv_sjob *job);
 /* Score everything queued, then stop the threads. Idempotent. */
-void srv_batcher_stop(srv_batcher *b);
+void srv_scorers_stop(srv_scorers *b);
 
 /* A recommend request in progress (routes_read.c). */
 typedef struct srv_rec srv_rec;
@@ -243,8 +250,8 @@ struct rf_server {
     srv_writer *writer;
     srv_live live;
     srv_metrics metrics;
-    srv_batcher batcher;
-    int batcher_on;
+    srv_scorers scorers;
+    int scorers_on;
     /* snapshot */
     pthread_mutex_t snap_lock;
     srv_snap *snap;
