@@ -154,7 +154,7 @@ static void check_lambda(int weighted, int k, uint64_t seed) {
     rf_rng r;
     rf_rng_seed(&r, seed);
     float lab[N];
-    double s[N], w[N * N];
+    double s[N], w[N * N], scr[N];
     for (int i = 0; i < N; i++) {
         lab[i] = (float)rf_rng_below(&r, 4);
         s[i] = rf_rng_normal(&r);
@@ -175,7 +175,7 @@ static void check_lambda(int weighted, int k, uint64_t seed) {
     assert_int_equal(rk_ws_init(&ws, N), 0);
     float g[N], h[N];
     int flags = RK_LAMBDA_NO_NORM | (weighted ? 0 : RK_LAMBDA_NO_WEIGHT);
-    rk_lambda_group(lab, s, N, k, flags, &ws, g, h);
+    rk_lambda_group(lab, s, N, k, flags, seed % 2 ? 0 : rk_ideal_dcg(lab, N, k, scr), &ws, g, h);
     const double e = 1e-5;
     for (int i = 0; i < N; i++) {
         double t[N];
@@ -196,7 +196,7 @@ static void check_lambda(int weighted, int k, uint64_t seed) {
     /* with LightGBM's normalisation the gradients still sum to zero; the
      * unweighted ones are only rescaled */
     float gn[N], hn[N];
-    rk_lambda_group(lab, s, N, k, weighted ? 0 : RK_LAMBDA_NO_WEIGHT, &ws, gn, hn);
+    rk_lambda_group(lab, s, N, k, weighted ? 0 : RK_LAMBDA_NO_WEIGHT, 0, &ws, gn, hn);
     double sum = 0;
     for (int i = 0; i < N; i++) {
         sum += gn[i];

@@ -86,14 +86,20 @@ rf_ranker_kind rf_ranker_get_kind(const rf_ranker *r);
 /* Trees actually kept (best round with early stopping); 0 for linear. */
 int rf_ranker_n_trees(const rf_ranker *r);
 
-/* Scores of n rows (row-major, n x n_feats). Thread-safe. */
+/* Scores of n rows (row-major, n x n_feats). Thread-safe, allocates
+ * nothing, single-threaded (serve requests in parallel instead); rows
+ * are scored in blocks of 64, so a 500-candidate request is one call. */
 void rf_ranker_predict(const rf_ranker *r, const float *x, int64_t n, float *out);
-/* Additive attribution of one row's score: score = *bias + sum(contrib),
- * contrib has n_feats entries. Trees: each split's change of the node's
- * expected value is credited to its feature along the row's path
- * (Saabas); linear: w_j * x_j. Used for explanations. */
+/* Additive attribution of one row's score: score = *bias + sum(contrib)
+ * (up to float rounding), contrib has n_feats entries. Trees: each
+ * split's change of the node's expected value (the Newton leaf value of
+ * the node's training rows) is credited to its feature along the row's
+ * path (Saabas); bias = the trees' root values. Linear: w_j * z_j with z_j
+ * the standardised feature ((x_j - mean_j) / std_j, 0 for NAN), bias 0.
+ * Used for explanations. */
 void rf_ranker_contrib(const rf_ranker *r, const float *x, float *contrib, float *bias);
-/* Total split gain per feature into gain[n_feats] (0 for linear: |w_j|). */
+/* Total split gain per feature into gain[n_feats] (trees); for the
+ * linear ranker |w_j| of the standardised feature. */
 void rf_ranker_importance(const rf_ranker *r, double *gain);
 
 /* Serialise into / read from an open binfile stream (binfile.h), so the
@@ -103,8 +109,8 @@ int rf_ranker_save(const rf_ranker *r, struct rf_writer *w, struct rf_err *err);
 int rf_ranker_load(struct rf_reader *rd, rf_ranker **out, struct rf_err *err);
 
 /* Mean NDCG@k (k <= 0: full list) of `scores` over the groups of d that
- * have a positive label; ties broken by the row order. Gains 2^label - 1,
- * discount log2(rank + 1). */
+ * have a positive label (0 if none has); ties broken by the row order.
+ * Gains 2^label - 1, discount log2(rank + 1). NAN if out of memory. */
 double rf_rank_ndcg(const rf_rank_data *d, const float *scores, int k);
 
 #endif

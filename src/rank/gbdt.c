@@ -121,6 +121,7 @@ typedef struct gbdt {
     float *g, *h, *og, *oh, *tmp_g, *tmp_h;
     double *score;
     uint8_t *live;   /* group has gradients at all */
+    double *idcg;    /* ideal DCG@ndcg_at per group */
     uint8_t *in_tree; /* group sampled this round */
     int32_t *feats;  /* features tried this tree, ascending */
     int32_t n_used;
@@ -173,7 +174,9 @@ static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
     const int64_t n = G->d->n_rows;
     rk_split *fs = G->fsplit;
     const int32_t n_used = G->n_used;
-#pragma omp parallel for schedule(dynamic) num_threads(rf_threads())
+    /* small leaves are not worth waking the other threads for */
+    const int par = (small->end - small->begin) * (int64_t)n_used >= 65536;
+#pragma omp parallel for schedule(dynamic) num_threads(rf_threads()) if (par)
     for (int32_t u = 0; u < n_used; u++) {
         int32_t f = G->feats[u];
         int nb = G->bins.nb[f];
@@ -354,7 +357,7 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
         for (int64_t k = L->begin; k < L->end; k++) G->score[G->idx[k]] += lv[l];
     }
     /* live groups left out of this tree still need its values */
-#pragma omp parallel for schedule(dynamic, 16) num_threads(rf_threads())
+#pragma omp parallel for schedule(dynamic, 16) num_threads(rf_threads()) if (o->row_fraction < 1)
     for (int64_t q = 0; q < d->n_groups; q++) {
         if (!G->live[q] || G->in_tree[q]) continue;
         for (int64_t i = d->group[q]; i < d->group[q + 1]; i++)
@@ -380,20 +383,142 @@ static inline float tree_eval(const rk_node *nd, int64_t n_nodes, const float *l
     return lv[~c];
 }
 
-#define PRED_BLOCK 64
+int rk_gbdt_pack(rf_ranker *r, rf_err *err) {
+    int64_t total = 2 * r->node_off[r->n_trees] + r->n_trees;
+    rf_free(r->pn);
+    rf_free(r->pval);
+    rf_free(r->depth);
+    r->pn = NULL;
+    r->pval = NULL;
+    r->depth = NULL;
+    if (2 * (int64_t)r->n_feats > UINT16_MAX) return 0; /* predict walks rk_node */
+    r->pn = rf_malloc_array((size_t)(total ? total : 1), sizeof *r->pn);
+    r->pval = rf_malloc_array((size_t)(total ? total : 1), sizeof *r->pval);
+    r->depth = rf_malloc_array((size_t)(r->n_trees ? r->n_trees : 1), sizeof *r->depth);
+    /* breadth-first queue of (original child code, depth) */
+    int64_t maxn = 1;
+    for (int t = 0; t < r->n_trees; t++)
+        if (2 * (r->node_off[t + 1] - r->node_off[t]) + 1 > maxn)
+            maxn = 2 * (r->node_off[t + 1] - r->node_off[t]) + 1;
+    int32_t *qc = rf_malloc_array((size_t)maxn, sizeof *qc);
+    int32_t *qd = rf_malloc_array((size_t)maxn, sizeof *qd);
+    if (!r->pn || !r->pval || !r->depth || !qc || !qd) {
+        rf_free(qc);
+        rf_free(qd);
+        return rf_err_set(err, RF_ENOMEM, "ranker: out of memory packing trees");
+    }
+    for (int t = 0; t < r->n_trees; t++) {
+        const rk_node *nd = r->nodes + r->node_off[t];
+        const int32_t nn = (int32_t)(r->node_off[t + 1] - r->node_off[t]);
+        const float *lv = r->leaf + r->leaf_off[t];
+        rk_pnode *p = r->pn + 2 * r->node_off[t] + t;
+        float *pv = r->pval + 2 * r->node_off[t] + t;
+        /* slot k of the queue is node k of the layout */
+        int32_t head = 0, tail = 1, depth = 0;
+        qc[0] = nn > 0 ? 0 : ~0;
+        qd[0] = 0;
+        while (head < tail) {
+            int32_t k = head++, c = qc[k];
+            if (qd[k] > depth) depth = qd[k];
+            if (c < 0) {
+                p[k] = (rk_pnode){.thr = NAN, .feat = 0, .left = (uint16_t)k};
+                pv[k] = lv[~c];
+                continue;
+            }
+            p[k] = (rk_pnode){.thr = nd[c].thr,
+                              .feat = (uint16_t)(nd[c].feat + (nd[c].dleft ? 0 : r->n_feats)),
+                              .left = (uint16_t)tail};
+            pv[k] = 0;
+            for (int s = 0; s < 2; s++) {
+                qc[tail] = nd[c].child[s];
+                qd[tail++] = qd[k] + 1;
+            }
+        }
+        r->depth[t] = depth;
+    }
+    rf_free(qc);
+    rf_free(qd);
+    return 0;
+}
 
+/* One branch-free step of a row (x: the 2 n_feats NAN-free values) from
+ * node c; leaves step to themselves. */
+#define PSTEP(nd, x, c)                                                      \
+    do {                                                                     \
+        const rk_pnode *q_ = (nd) + (c);                                     \
+        (c) = q_->left + ((x)[q_->feat] > q_->thr);                          \
+    } while (0)
+
+#define PRED_BUF 16384 /* floats of NAN-free rows per call (64 KiB of stack) */
+
+/* DESIGN: rows are copied in blocks into a NAN-free buffer (each row
+ * twice, NAN as -INF and as +INF, so a node's learned NAN side is just
+ * the copy it reads). Scoring is tree-major over the block (the tree's
+ * nodes stay in L1); 8 rows walk a tree together, each taking the
+ * tree's depth in branch-free steps, so the CPU overlaps 8 independent
+ * load chains instead of mispredicting a branch per level. */
 void rk_gbdt_predict(const rf_ranker *r, const float *x, int64_t n, float *out) {
     const int32_t nf = r->n_feats;
-    double acc[PRED_BLOCK];
-    for (int64_t b0 = 0; b0 < n; b0 += PRED_BLOCK) {
-        int64_t bn = n - b0 < PRED_BLOCK ? n - b0 : PRED_BLOCK;
-        for (int64_t k = 0; k < bn; k++) acc[k] = 0;
+    const int64_t w = 2 * (int64_t)nf;
+    int64_t block = PRED_BUF / w;
+    if (block > 64) block = 64;
+    if (block < 8 || !r->pn) {
+        /* very wide rows: walk the original trees one row at a time */
+        for (int64_t i = 0; i < n; i++) {
+            double acc = 0;
+            for (int t = 0; t < r->n_trees; t++)
+                acc += tree_eval(r->nodes + r->node_off[t], r->node_off[t + 1] - r->node_off[t],
+                                 r->leaf + r->leaf_off[t], x + i * nf);
+            out[i] = (float)acc;
+        }
+        return;
+    }
+    float buf[PRED_BUF];
+    double acc[64];
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+        const int64_t bn = n - b0 < block ? n - b0 : block;
+        for (int64_t k = 0; k < bn; k++) {
+            const float *xi = x + (b0 + k) * nf;
+            float *lo = buf + k * w, *hi = lo + nf;
+            for (int32_t f = 0; f < nf; f++) {
+                float v = xi[f];
+                lo[f] = isnan(v) ? -INFINITY : v;
+                hi[f] = isnan(v) ? INFINITY : v;
+            }
+            acc[k] = 0;
+        }
         for (int t = 0; t < r->n_trees; t++) {
-            const rk_node *nd = r->nodes + r->node_off[t];
-            int64_t nn = r->node_off[t + 1] - r->node_off[t];
-            const float *lv = r->leaf + r->leaf_off[t];
-            for (int64_t k = 0; k < bn; k++)
-                acc[k] += tree_eval(nd, nn, lv, x + (b0 + k) * nf);
+            const rk_pnode *nd = r->pn + 2 * r->node_off[t] + t;
+            const float *pv = r->pval + 2 * r->node_off[t] + t;
+            const int depth = r->depth[t];
+            int64_t k = 0;
+            for (; k + 8 <= bn; k += 8) {
+                const float *x0 = buf + k * w;
+                int32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
+                for (int s = 0; s < depth; s++) {
+                    PSTEP(nd, x0, c0);
+                    PSTEP(nd, x0 + w, c1);
+                    PSTEP(nd, x0 + 2 * w, c2);
+                    PSTEP(nd, x0 + 3 * w, c3);
+                    PSTEP(nd, x0 + 4 * w, c4);
+                    PSTEP(nd, x0 + 5 * w, c5);
+                    PSTEP(nd, x0 + 6 * w, c6);
+                    PSTEP(nd, x0 + 7 * w, c7);
+                }
+                acc[k] += pv[c0];
+                acc[k + 1] += pv[c1];
+                acc[k + 2] += pv[c2];
+                acc[k + 3] += pv[c3];
+                acc[k + 4] += pv[c4];
+                acc[k + 5] += pv[c5];
+                acc[k + 6] += pv[c6];
+                acc[k + 7] += pv[c7];
+            }
+            for (; k < bn; k++) {
+                int32_t c = 0;
+                for (int s = 0; s < depth; s++) PSTEP(nd, buf + k * w, c);
+                acc[k] += pv[c];
+            }
         }
         for (int64_t k = 0; k < bn; k++) out[b0 + k] = (float)acc[k];
     }
@@ -441,8 +566,8 @@ static int compute_gradients(gbdt *G) {
         for (int64_t q = 0; q < d->n_groups; q++) {
             if (!ws.order || !G->in_tree[q]) continue;
             int64_t a = d->group[q], n = d->group[q + 1] - a;
-            rk_lambda_group(d->label + a, G->score + a, n, G->o->ndcg_at, 0, &ws, G->g + a,
-                            G->h + a);
+            rk_lambda_group(d->label + a, G->score + a, n, G->o->ndcg_at, 0, G->idcg[q], &ws,
+                            G->g + a, G->h + a);
         }
         rk_ws_free(&ws);
     }
@@ -499,6 +624,7 @@ static void gbdt_free_state(gbdt *G) {
     rf_free(G->tmp_h);
     rf_free(G->score);
     rf_free(G->live);
+    rf_free(G->idcg);
     rf_free(G->in_tree);
     rf_free(G->feats);
     rf_free(G->pool);
@@ -534,6 +660,7 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
     G.tmp_h = rf_malloc_array(nn, sizeof *G.tmp_h);
     G.score = rf_calloc(nn, sizeof *G.score);
     G.live = rf_calloc((size_t)train->n_groups + 1, 1);
+    G.idcg = rf_calloc((size_t)train->n_groups + 1, sizeof *G.idcg);
     G.in_tree = rf_calloc((size_t)train->n_groups + 1, 1);
     G.feats = rf_malloc_array((size_t)nf, sizeof *G.feats);
     G.pool = rf_malloc_array((size_t)o->max_leaves * (size_t)nf * (size_t)G.hb, sizeof *G.pool);
@@ -549,7 +676,7 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
         vndcg = rf_malloc_array((size_t)valid->n_groups + 1, sizeof *vndcg);
     }
     if (!G.idx || !G.tmp_idx || !G.g || !G.h || !G.og || !G.oh || !G.tmp_g || !G.tmp_h ||
-        !G.score || !G.live || !G.in_tree || !G.feats || !G.pool || !G.free_h || !G.leaves ||
+        !G.score || !G.live || !G.idcg || !G.in_tree || !G.feats || !G.pool || !G.free_h || !G.leaves ||
         !G.fsplit || !bin_thr || !tb.node_off || !tb.leaf_off || (valid && (!vscore || !vndcg)))
         goto nomem;
 
@@ -562,6 +689,16 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
         }
         G.live[q] = lmax > 0 && lmin < lmax;
         n_live += G.live[q];
+    }
+    {
+        double *scratch = rf_malloc_array((size_t)G.max_group, sizeof *scratch);
+        if (!scratch) goto nomem;
+        for (int64_t q = 0; q < train->n_groups; q++)
+            if (G.live[q])
+                G.idcg[q] = rk_ideal_dcg(train->label + train->group[q],
+                                         train->group[q + 1] - train->group[q], o->ndcg_at,
+                                         scratch);
+        rf_free(scratch);
     }
     const int use_valid = valid && o->early_stop > 0;
     const int vk = o->ndcg_at;
@@ -596,7 +733,7 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
             const rk_node *nd = tb.nodes + tb.node_off[round];
             const float *lv = tb.leaf + tb.leaf_off[round];
             int64_t nn_t = tb.n_nodes - tb.node_off[round];
-#pragma omp parallel for schedule(static) num_threads(rf_threads())
+#pragma omp parallel for schedule(static) num_threads(rf_threads()) if (valid->n_rows >= 4096)
             for (int64_t i = 0; i < valid->n_rows; i++)
                 vscore[i] += tree_eval(nd, nn_t, lv, valid->x + i * valid->n_feats);
             int fail = 0;
@@ -641,7 +778,7 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
     rf_free(vndcg);
     rf_free(bin_thr);
     gbdt_free_state(&G);
-    return 0;
+    return rk_gbdt_pack(r, err);
 nomem:
     rf_progress_finish(prog);
     rf_free(tb.nodes);
@@ -759,5 +896,6 @@ int rk_gbdt_load(rf_reader *rd, rf_ranker *r, rf_err *err) {
                (rc = rf_reader_get(rd, r->gain, (size_t)nn * sizeof *r->gain, err))))
         return rc;
     if ((rc = rf_reader_get(rd, r->leaf, (size_t)nl * sizeof *r->leaf, err))) return rc;
-    return check_trees(r, err);
+    if ((rc = check_trees(r, err))) return rc;
+    return rk_gbdt_pack(r, err);
 }

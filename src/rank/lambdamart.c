@@ -48,9 +48,32 @@ static int cmp_score_desc(const void *a, const void *b, void *ctx) {
     return (i > j) - (i < j);
 }
 
-void rk_rank_order(const double *score, int64_t n, int32_t *order) {
-    for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
-    qsort_r(order, (size_t)n, sizeof *order, cmp_score_desc, (void *)score);
+/* Row i ranks above row j: higher score, ties by lower row. */
+static inline int above(const double *s, int32_t i, int32_t j) {
+    return s[i] > s[j] || (s[i] == s[j] && i < j);
+}
+
+void rk_rank_order(const double *score, int64_t n, int64_t top, int32_t *order) {
+    if (top <= 0 || top >= n) {
+        for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
+        qsort_r(order, (size_t)n, sizeof *order, cmp_score_desc, (void *)score);
+        return;
+    }
+    /* insertion into a sorted top list: a row enters with probability
+     * ~top/i on random scores, so this is O(n) plus little */
+    int64_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (m == top && !above(score, i, order[top - 1])) continue;
+        int64_t p = m < top ? m++ : top - 1;
+        while (p > 0 && above(score, i, order[p - 1])) {
+            order[p] = order[p - 1];
+            p--;
+        }
+        order[p] = i;
+    }
+    const int32_t worst = order[top - 1];
+    for (int32_t i = 0; i < n; i++)
+        if (i != worst && !above(score, i, worst)) order[m++] = i;
 }
 
 static int cmp_double_desc(const void *a, const void *b) {
@@ -81,7 +104,7 @@ double rk_group_ndcg(const float *label, const double *score, int64_t n, int k, 
                      double *scratch) {
     double idcg = rk_ideal_dcg(label, n, k, scratch);
     if (!(idcg > 0)) return -1;
-    rk_rank_order(score, n, order);
+    rk_rank_order(score, n, k, order);
     int64_t top = (k > 0 && k < n) ? k : n;
     double dcg = 0;
     for (int64_t p = 0; p < top; p++) dcg += (exp2(label[order[p]]) - 1.0) * disc_at(p, k);
@@ -89,7 +112,7 @@ double rk_group_ndcg(const float *label, const double *score, int64_t n, int k, 
 }
 
 void rk_lambda_group(const float *label, const double *score, int64_t n, int k, int flags,
-                     rk_lambda_ws *ws, float *g, float *h) {
+                     double idcg, rk_lambda_ws *ws, float *g, float *h) {
     for (int64_t i = 0; i < n; i++) g[i] = h[i] = 0;
     if (n < 2) return;
     float lmin = label[0], lmax = label[0];
@@ -103,20 +126,25 @@ void rk_lambda_group(const float *label, const double *score, int64_t n, int k, 
     double *dg = ws->buf + 3 * n, *dh = ws->buf + 4 * n;
     double inv_idcg = 1.0;
     if (weighted) {
-        double idcg = rk_ideal_dcg(label, n, k, scratch);
+        if (!(idcg > 0)) idcg = rk_ideal_dcg(label, n, k, scratch);
         if (!(idcg > 0)) return;
         inv_idcg = 1.0 / idcg;
     }
+    /* with truncation only the top k need their order: a pair of rows
+     * both below k changes nothing, and below k every discount is 0 */
     int32_t *order = ws->order;
-    rk_rank_order(score, n, order);
+    const int64_t lim = (weighted && k > 0 && k < n) ? k : n;
+    rk_rank_order(score, n, lim, order);
     for (int64_t p = 0; p < n; p++) {
         gain[p] = exp2(label[order[p]]) - 1.0;
         disc[p] = disc_at(p, k);
         dg[p] = dh[p] = 0;
     }
     const double sigma = 1.0;
-    const double spread = score[order[0]] - score[order[n - 1]];
-    const int64_t lim = (weighted && k > 0 && k < n) ? k : n;
+    double worst = score[0];
+    for (int64_t i = 1; i < n; i++)
+        if (score[i] < worst) worst = score[i];
+    const double spread = score[order[0]] - worst;
     double sum_lambda = 0;
     for (int64_t a = 0; a < lim; a++) {
         const float la = label[order[a]];

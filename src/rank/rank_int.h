@@ -28,6 +28,21 @@ typedef struct rk_node {
     float value; /* expected value at the node (lr * Newton step), for Saabas */
 } rk_node;
 
+/* Prediction layout of one node (rk_gbdt_pack), 8 bytes: nodes in
+ * breadth-first order with the two children of a node next to each
+ * other (right = left + 1), so the next index is left + (x > thr) and
+ * its load does not wait for the comparison. A leaf is a node that steps
+ * to itself (thr = NAN, left = itself; its value in pval), so every row
+ * can take the tree's depth in branch-free steps. feat indexes a row of
+ * 2 n_feats values: x with NAN as -INF (features 0..n_feats-1, for nodes
+ * that send NAN left) and x with NAN as +INF (n_feats + f, NAN right).
+ * Used when 2 n_feats fits in 16 bits (else predict walks rk_node). */
+typedef struct rk_pnode {
+    float thr;
+    uint16_t feat;
+    uint16_t left;
+} rk_pnode;
+
 struct rf_ranker {
     rf_ranker_kind kind;
     int32_t n_feats;
@@ -40,6 +55,9 @@ struct rf_ranker {
     rk_node *nodes;
     double *gain; /* per node: split gain (importance) */
     float *leaf;
+    rk_pnode *pn;     /* tree t at pn + 2 * node_off[t] + t: 2 nn + 1 nodes */
+    float *pval;      /* leaf values in the same layout (0 at internal nodes) */
+    int32_t *depth;   /* per tree: longest root-to-leaf path */
     /* linear: score = sum_j w[j] * (x[j] - mean[j]) * inv_std[j], NAN -> 0 */
     float *w, *mean, *inv_std;
 };
@@ -120,9 +138,10 @@ typedef struct rk_lambda_ws {
  * sigma = 1; LightGBM's normalisations (pair weight / (0.01 + |s_i -
  * s_j|), then all scaled by log2(1 + S) / S with S the sum of pair
  * lambdas) unless RK_LAMBDA_NO_NORM. Groups without a positive label or
- * with all labels equal get zeros. ws must have cap >= n. */
+ * with all labels equal get zeros. idcg: the group's ideal DCG@k if the
+ * caller has it, else <= 0. ws must have cap >= n. */
 void rk_lambda_group(const float *label, const double *score, int64_t n, int k, int flags,
-                     rk_lambda_ws *ws, float *g, float *h);
+                     double idcg, rk_lambda_ws *ws, float *g, float *h);
 /* |delta NDCG@k| of swapping the rows at positions a and b of a ranking
  * whose labels by position are lab_pos; idcg is the ideal DCG@k. */
 double rk_delta_ndcg(const float *lab_pos, int64_t n, int k, int64_t a, int64_t b, double idcg);
@@ -130,13 +149,17 @@ double rk_delta_ndcg(const float *lab_pos, int64_t n, int k, int64_t a, int64_t 
 double rk_ideal_dcg(const float *label, int64_t n, int k, double *scratch);
 int rk_ws_init(rk_lambda_ws *ws, int64_t cap);
 void rk_ws_free(rk_lambda_ws *ws);
-/* Sort order (descending score, ties by index) of n scores into order. */
-void rk_rank_order(const double *score, int64_t n, int32_t *order);
+/* Ranking (descending score, ties by lower index) of n scores into
+ * order: all of it, or (0 < top < n) only the first `top` positions, the
+ * other rows following in row order. */
+void rk_rank_order(const double *score, int64_t n, int64_t top, int32_t *order);
 
 /* ---- per-kind entry points ------------------------------------------------ */
 
 int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_rank_data *valid,
                 rf_ranker *r, struct rf_err *err);
+/* Build r->pn from the trees (after fit or load); RF_ENOMEM. */
+int rk_gbdt_pack(rf_ranker *r, struct rf_err *err);
 void rk_gbdt_predict(const rf_ranker *r, const float *x, int64_t n, float *out);
 void rk_gbdt_contrib(const rf_ranker *r, const float *x, float *contrib, float *bias);
 int rk_gbdt_save(const rf_ranker *r, struct rf_writer *w);

@@ -147,6 +147,9 @@ void rf_ranker_free(rf_ranker *r) {
     rf_free(r->nodes);
     rf_free(r->gain);
     rf_free(r->leaf);
+    rf_free(r->pn);
+    rf_free(r->pval);
+    rf_free(r->depth);
     rf_free(r->w);
     rf_free(r->mean);
     rf_free(r->inv_std);
