@@ -26,6 +26,11 @@ const rf_model *rf_fusion_channel(const rf_model *fusion, const char *name);
 int rf_fusion_n_channels(const rf_model *fusion);
 const char *rf_fusion_channel_name(const rf_model *fusion, int i);
 
+/* The channels a fused model's parameters enable (fitted or not), in
+ * channel order: up to max names (static strings) into names; returns
+ * the count (0 if m is not a fused model). */
+int rf_fusion_param_channels(const rf_model *fusion, const char **names, int max);
+
 /* A summary for humans: channels and candidates, ordering (ranker kind
  * and trees, or the blend with its weights), slice statistics of the last
  * fit, and the ranker's ten most important features. */

@@ -12,14 +12,17 @@
  *         (log1p purchase value)
  *   context: hour, weekday (UTC) of the user's last event
  *   item: pop (log1p users), trend (log1p users in the last 7 days),
- *         trend_share (trend - pop), price (log1p), age (days since
- *         created / first seen), stock (log1p), cat_match (share of the
+ *         trend_share (trend - pop), price (log1p), age (rank share by
+ *         time since created / first seen), stock (log1p), cat_match (share of the
  *         user's history in the item's category), price_rel (price minus
- *         the user's mean log price)
- * Raw and normalised scores are both given: the per-user normalisation
- * and the ranks are robust to the scale shift between the stage-1
- * channels and the refit ones; the raw score carries the absolute
- * confidence. Unknown values are NAN (the GBDT routes them; the linear
+ *         the user's mean log price), pop_share and trend_share_rank
+ *         (the rank shares of pop and trend among the items: they mean the
+ *         same on the stage-1 data and on all of it, where the counts
+ *         drift as the data grows; a tree picks the count on a tie)
+ * The per-user normalisation and the ranks are robust to the scale shift
+ * between the stage-1 channels and the refit ones; raw scores are not
+ * (a count-based score grows with the data), so they are features only
+ * with raw=1 (else NAN). Unknown values are NAN (the GBDT routes them; the linear
  * ranker sees 0). */
 #include <math.h>
 #include <stdio.h>
@@ -35,7 +38,7 @@ static const char *const other_feat[] = {
     "n_prop",  "user.hist",  "user.events", "user.recency",   "user.days",
     "user.money", "ctx.hour", "ctx.weekday", "item.pop",      "item.trend",
     "item.trend_share", "item.price", "item.age", "item.stock", "item.cat_match",
-    "item.price_rel",
+    "item.price_rel", "item.pop_share", "item.trend_share_rank",
 };
 #define N_OTHER ((int)(sizeof other_feat / sizeof other_feat[0]))
 
@@ -116,7 +119,7 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
         for (int k = 0; k < nc; k++) {
             float s = c->sc[(size_t)k * (size_t)c->n_items + (size_t)j];
             int32_t rk = c->rank[(size_t)k * (size_t)c->cap + (size_t)t];
-            r[PER_CH * k] = isfinite(s) ? s : NAN;
+            r[PER_CH * k] = f->raw && isfinite(s) ? s : NAN;
             r[PER_CH * k + 1] = fu_norm(c, k, j);
             r[PER_CH * k + 2] = rk > 0 ? 1.0f / (float)rk : 0.0f;
             nprop += rk > 0;
@@ -130,9 +133,9 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
         o[5] = u_money;
         o[6] = hour;
         o[7] = wday;
-        o[8] = side->pop[j];
-        o[9] = side->trend[j];
-        o[10] = side->trend[j] - side->pop[j];
+        o[8] = side->pop_log[j];
+        o[9] = side->trend_log[j];
+        o[10] = side->trend_log[j] - side->pop_log[j];
         o[11] = side->price[j];
         o[12] = side->age[j];
         o[13] = side->stock[j];
@@ -140,6 +143,8 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
                     ? (float)count_of(hc, n_hc, side->cat[j]) / (float)n_hc
                     : (side->cat[j] >= 0 ? 0.0f : NAN);
         o[15] = isfinite(side->price[j]) && isfinite(pmean) ? side->price[j] - pmean : NAN;
+        o[16] = side->pop[j];
+        o[17] = side->trend[j];
     }
     if (hc != hc_local) rf_free(hc);
 }

@@ -57,6 +57,7 @@ typedef struct fu_params {
     double lr, l2, ff;
     int epochs;
     int switch_min;       /* switch: users with fewer history items are cold */
+    int raw;              /* 1: the channels' raw scores are features too */
     int seed;
 } fu_params;
 
@@ -64,10 +65,14 @@ typedef struct fu_params {
 typedef struct fu_side {
     int32_t n_items, n_users, n_cats;
     int64_t now;       /* newest event of the data they were built from */
-    float *pop;        /* n_items: log1p(distinct users) */
-    float *trend;      /* n_items: log1p(users in the last 7 days) */
+    /* pop, trend and age are rank shares in [0, 1] among the items (so
+     * they mean the same on the stage-1 data and on all of it) */
+    float *pop;        /* n_items: by distinct users */
+    float *trend;      /* n_items: by users in the last 7 days */
+    float *pop_log;    /* n_items: log1p(distinct users) */
+    float *trend_log;  /* n_items: log1p(users in the last 7 days) */
     float *price;      /* n_items: log1p(price), NAN unknown */
-    float *age;        /* n_items: days since created (or first event), NAN */
+    float *age;        /* n_items: by time since created (or first event), NAN */
     float *stock;      /* n_items: log1p(stock), NAN unknown */
     int32_t *cat;      /* n_items: category id or -1 */
     float *u_events;   /* n_users: log1p(events) */
@@ -93,6 +98,7 @@ typedef struct fu_impl {
     int cold_ch;           /* channel for cold users (switch), -1 none */
     int switch_min;        /* switch: fewer history items = cold user */
     int mode;              /* FU_GBDT .. FU_SWITCH (the ranker parameter) */
+    int raw;               /* raw channel scores are features (else NAN) */
     fu_side side;
     /* fit statistics (not saved) */
     double slice_recall;   /* share of slice positives among the candidates */

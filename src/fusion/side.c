@@ -8,6 +8,7 @@
  * when the ranker learns and when it serves. Catalog rows are matched to
  * dense item ids by their string ids. Saved in the model file. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fusion/fusion_int.h"
@@ -19,10 +20,44 @@
 
 #define TREND_DAYS 7
 
+typedef struct ranked {
+    float v;
+    int32_t i;
+} ranked;
+
+static int cmp_ranked(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Replace v[0..n) by its mid-rank share in [0, 1] (ties share their mean
+ * rank; NAN stays NAN), so a feature means "how high among the items"
+ * whatever the size of the data it was counted on. */
+static int to_share(float *v, int32_t n) {
+    ranked *r = rf_malloc_array((size_t)(n ? n : 1), sizeof *r);
+    if (!r) return RF_ENOMEM;
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (!isnan(v[i])) r[m++] = (ranked){v[i], i};
+    qsort(r, (size_t)m, sizeof *r, cmp_ranked);
+    for (int32_t a = 0; a < m;) {
+        int32_t b = a;
+        while (b + 1 < m && r[b + 1].v == r[a].v) b++;
+        float share = m > 1 ? (float)(0.5 * (a + b) / (m - 1)) : 0.5f;
+        for (int32_t q = a; q <= b; q++) v[r[q].i] = share;
+        a = b + 1;
+    }
+    rf_free(r);
+    return 0;
+}
+
 void fu_side_free(fu_side *s) {
     if (!s) return;
     rf_free(s->pop);
     rf_free(s->trend);
+    rf_free(s->pop_log);
+    rf_free(s->trend_log);
     rf_free(s->price);
     rf_free(s->age);
     rf_free(s->stock);
@@ -44,6 +79,8 @@ static int side_alloc(fu_side *s, int32_t nu, int32_t ni) {
     s->n_items = ni;
     s->pop = rf_calloc(i, sizeof(float));
     s->trend = rf_calloc(i, sizeof(float));
+    s->pop_log = rf_calloc(i, sizeof(float));
+    s->trend_log = rf_calloc(i, sizeof(float));
     s->price = rf_calloc(i, sizeof(float));
     s->age = rf_calloc(i, sizeof(float));
     s->stock = rf_calloc(i, sizeof(float));
@@ -53,7 +90,7 @@ static int side_alloc(fu_side *s, int32_t nu, int32_t ni) {
     s->u_days = rf_calloc(u, sizeof(float));
     s->u_money = rf_calloc(u, sizeof(float));
     s->u_last = rf_calloc(u, sizeof(int64_t));
-    return s->pop && s->trend && s->price && s->age && s->stock && s->cat && s->u_events &&
+    return s->pop && s->trend && s->pop_log && s->trend_log && s->price && s->age && s->stock && s->cat && s->u_events &&
                    s->u_recency && s->u_days && s->u_money && s->u_last
                ? 0
                : RF_ENOMEM;
@@ -94,6 +131,8 @@ int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
             if (t > s->u_last[u]) s->u_last[u] = t;
         }
     for (int32_t i = 0; i < ni; i++) s->trend[i] = (float)log1p(s->trend[i]);
+    memcpy(s->pop_log, s->pop, (size_t)ni * sizeof(float));
+    memcpy(s->trend_log, s->trend, (size_t)ni * sizeof(float));
     /* catalog: price, stock, created, category */
     if (cat)
         for (int64_t r = 0; r < cat->n; r++) {
@@ -110,6 +149,7 @@ int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
         }
     for (int32_t i = 0; i < ni; i++)
         s->age[i] = first[i] == INT64_MAX ? NAN : (float)((double)(s->now - first[i]) / 86400.0);
+    if (to_share(s->pop, ni) || to_share(s->trend, ni) || to_share(s->age, ni)) goto fail;
     /* users: events, active days, monetary from the log */
     for (int32_t u = 0; u < nu; u++) day[u] = INT64_MIN;
     if (ev)
@@ -164,6 +204,8 @@ int fu_side_save(const fu_side *s, rf_writer *w) {
     rc |= rf_writer_i64(w, s->now);
     rc |= rf_writer_put(w, s->pop, ni * sizeof(float));
     rc |= rf_writer_put(w, s->trend, ni * sizeof(float));
+    rc |= rf_writer_put(w, s->pop_log, ni * sizeof(float));
+    rc |= rf_writer_put(w, s->trend_log, ni * sizeof(float));
     rc |= rf_writer_put(w, s->price, ni * sizeof(float));
     rc |= rf_writer_put(w, s->age, ni * sizeof(float));
     rc |= rf_writer_put(w, s->stock, ni * sizeof(float));
@@ -191,7 +233,9 @@ int fu_side_load(fu_side *s, rf_reader *r, int32_t n_users, int32_t n_items, rf_
     if (side_alloc(s, n_users, n_items)) return rf_err_set(err, RF_ENOMEM, "out of memory");
     size_t fi = (size_t)ni * sizeof(float), fu = (size_t)nu * sizeof(float);
     if ((rc = rf_reader_i64(r, &s->now, err)) || (rc = rf_reader_get(r, s->pop, fi, err)) ||
-        (rc = rf_reader_get(r, s->trend, fi, err)) || (rc = rf_reader_get(r, s->price, fi, err)) ||
+        (rc = rf_reader_get(r, s->trend, fi, err)) ||
+        (rc = rf_reader_get(r, s->pop_log, fi, err)) ||
+        (rc = rf_reader_get(r, s->trend_log, fi, err)) || (rc = rf_reader_get(r, s->price, fi, err)) ||
         (rc = rf_reader_get(r, s->age, fi, err)) || (rc = rf_reader_get(r, s->stock, fi, err)) ||
         (rc = rf_reader_get(r, s->cat, (size_t)ni * sizeof(int32_t), err)) ||
         (rc = rf_reader_get(r, s->u_events, fu, err)) ||

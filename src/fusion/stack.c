@@ -393,6 +393,7 @@ int fu_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
             if (f->kind[k] == cold_pref[q]) f->cold_ch = k;
     f->mode = p->ranker;
     f->switch_min = p->switch_min;
+    f->raw = p->raw;
     f->best_ch = 0;
     int rc = learn_on_slice(m, d, err);
     if (rc) return rc;

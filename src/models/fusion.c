@@ -8,7 +8,8 @@
  * is in src/fusion/ (fusion_int.h lists the stages); this file is the
  * rf_model_ops glue and the model file payload:
  *   u32 channels, then each channel as a whole model record
- *   (rf_model_write), u32 mode, u32 best channel, i32 cold channel,
+ *   (rf_model_write) prefixed by its i64 length (binfile.h's embedded
+ *   records, so each channel's loader sees exactly its own payload), u32 mode, u32 best channel, i32 cold channel,
  *   u32 switch_min, channels x f32 blend weights, the side tables
  *   (side.c), u32 has_ranker and the ranker (rf_ranker_save). */
 #include <math.h>
@@ -63,6 +64,8 @@ static const rf_param_def fusion_defs[] = {
     {"epochs", RF_P_INT, offsetof(fu_params, epochs), 20, 1, 10000, NULL, "linear ranker epochs"},
     {"switch_min", RF_P_INT, offsetof(fu_params, switch_min), 3, 0, 1000000, NULL,
      "switch blend: users with fewer history items get the cold channel"},
+    {"raw", RF_P_INT, offsetof(fu_params, raw), 0, 0, 1, NULL,
+     "1: the channels' raw scores are ranker features too (not scale-robust)"},
     {"seed", RF_P_INT, offsetof(fu_params, seed), 1, 0, 2147483647, NULL,
      "seed of the validation users and the ranker"},
     {0},
@@ -108,8 +111,15 @@ static int fusion_save(const rf_model *m, rf_writer *w, rf_err *err) {
     const fu_impl *f = m->impl;
     int rc = rf_writer_u32(w, (uint32_t)f->n_ch);
     if (rc) return rf_err_set(err, RF_EIO, "fusion: write failed");
-    for (int k = 0; k < f->n_ch; k++)
-        if ((rc = rf_model_write(f->ch[k], w, err))) return rc;
+    for (int k = 0; k < f->n_ch; k++) { /* each channel as a length-prefixed record */
+        rf_writer *mw;
+        if ((rc = rf_writer_open_mem(&mw, err))) return rc;
+        if ((rc = rf_model_write(f->ch[k], mw, err))) {
+            rf_writer_abort(mw);
+            return rc;
+        }
+        if ((rc = rf_writer_put_mem(w, mw, err))) return rc;
+    }
     rc = rf_writer_u32(w, (uint32_t)f->mode);
     rc |= rf_writer_u32(w, (uint32_t)f->best_ch);
     rc |= rf_writer_i64(w, f->cold_ch);
@@ -138,7 +148,9 @@ static int fusion_load(rf_model *m, rf_reader *r, rf_err *err) {
         return rf_err_set(err, RF_EFORMAT, "fusion: %u channels in the file, %d in the parameters",
                           n, f->n_ch);
     for (int k = 0; k < f->n_ch; k++) {
-        if ((rc = rf_model_read(r, &f->ch[k], err))) {
+        int64_t beyond;
+        if ((rc = rf_reader_limit(r, &beyond, err)) || (rc = rf_model_read(r, &f->ch[k], err)) ||
+            (rc = rf_reader_unlimit(r, beyond, err))) {
             if (err) rf_err_prefix(err, "fusion channel %d", k);
             return rc;
         }
@@ -161,6 +173,7 @@ static int fusion_load(rf_model *m, rf_reader *r, rf_err *err) {
     f->cold_ch = (int)cold;
     if ((rc = rf_reader_u32(r, &u, err))) return rc;
     f->switch_min = (int)u;
+    f->raw = p->raw;
     if ((rc = rf_reader_get(r, f->w, (size_t)f->n_ch * sizeof(float), err))) return rc;
     for (int k = 0; k < f->n_ch; k++)
         if (!isfinite(f->w[k])) return rf_err_set(err, RF_EFORMAT, "fusion: non-finite weight");
@@ -206,6 +219,15 @@ const rf_model *rf_fusion_channel(const rf_model *fusion, const char *name) {
     for (int k = 0; k < f->n_ch; k++)
         if (strcmp(fu_kind_names[f->kind[k]], name) == 0) return f->ch[k];
     return NULL;
+}
+
+int rf_fusion_param_channels(const rf_model *fusion, const char **names, int max) {
+    if (!fusion || fusion->ops != &rf_model_fusion_ops) return 0;
+    const fu_params *p = fusion->params;
+    int n = 0;
+    for (int k = 0; k < FU_N_KINDS && n < max; k++)
+        if (p->cand[k] > 0) names[n++] = fu_kind_names[k];
+    return n;
 }
 
 int rf_fusion_n_channels(const rf_model *fusion) {
