@@ -15,7 +15,7 @@
  * Decides nothing; the machine is shared, so wall times are noisy (CPU
  * seconds are steadier).
  *
- * Usage: bench_ranker [GROUPS [ROWS [FEATS [TREES [LEAVES [THREADS [RUNS]]]]]]] */
+ * Usage: bench_ranker [GROUPS [ROWS [FEATS [TREES [LEAVES [THREADS [RUNS [MAX_DEPTH]]]]]]]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -97,6 +97,7 @@ int main(int argc, char **argv) {
     int leaves = argc > 5 ? atoi(argv[5]) : 31;
     int threads = argc > 6 ? atoi(argv[6]) : 2;
     int runs = argc > 7 ? atoi(argv[7]) : 200;
+    int max_depth = argc > 8 ? atoi(argv[8]) : -1; /* -1: the default */
     rf_log_set_level(RF_LOG_WARN);
     rk_synth tr, te;
     int64_t test_groups = groups / 4 > 0 ? groups / 4 : 1;
@@ -117,6 +118,9 @@ int main(int argc, char **argv) {
     rf_ranker_opts_default(&o);
     o.n_trees = trees;
     o.max_leaves = leaves;
+    if (max_depth >= 0) o.max_depth = max_depth;
+    printf("trees %d, leaves %d, max_depth %d (0 = unlimited)\n", o.n_trees, o.max_leaves,
+           o.max_depth);
     rf_set_threads(threads);
     rf_ranker *gb = train(&o, &tr.d, "gbdt train");
     o.kind = RF_RANKER_LINEAR;

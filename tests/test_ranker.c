@@ -521,7 +521,9 @@ static void test_save_load(void **state) {
         if (kind == RF_RANKER_GBDT) {
             /* targeted: a feature index and a child index out of range */
             int64_t nt = m->n_trees;
-            size_t nodes_at = 144 + 24 + 2 * 8 * (size_t)(nt + 1);
+            /* u32 format, u32 kind, i64 n_feats, 16 options, seed; three
+             * i64 counts; node and leaf offsets; then the nodes */
+            size_t nodes_at = 4 + 4 + 8 + 16 * 8 + 8 + 24 + 2 * 8 * (size_t)(nt + 1);
             assert_true(m->node_off[nt] > 0);
             unsigned char *q = malloc(len);
             memcpy(q, p, len);
@@ -594,7 +596,7 @@ static void test_opts_parse(void **state) {
     assert_int_equal(o.n_trees, 300);
     assert_int_equal(o.max_leaves, 31);
     assert_int_equal(o.max_bins, 64);
-    assert_true(o.seed == 1 && o.lin_l2 == 1e-4);
+    assert_true(o.seed == 1 && o.lin_l2 == 1e-4 && o.max_depth == 6);
     rf_err err;
     assert_int_equal(rf_ranker_opts_parse(&o, "kind=linear,trees=50 lr=0.1 seed=7 ff=0.5", &err),
                      0);

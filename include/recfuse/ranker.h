@@ -57,18 +57,23 @@ typedef struct rf_ranker_opts {
     int epochs;
     double lin_lr, lin_l2;
     uint64_t seed;
+    /* added after the first version (fields above unchanged): */
+    int max_depth;           /* GBDT: deepest leaf, 0 = unlimited. Prediction
+                                costs about this many steps per tree (the
+                                deepest path of each tree), so it bounds
+                                serving time (docs/ranker.md) */
 } rf_ranker_opts;
 
 /* Defaults: GBDT, 300 trees, 31 leaves, min_leaf 20, min_hess 1e-3,
  * learning rate 0.05, l2 1, 64 bins, feature and row fraction 1,
- * ndcg_at 10, early_stop 30; linear: 20 epochs, lr 0.05, l2 1e-4;
- * seed 1. */
+ * ndcg_at 10, early_stop 30, max_depth 6; linear: 20 epochs, lr 0.05,
+ * l2 1e-4; seed 1. */
 void rf_ranker_opts_default(rf_ranker_opts *o);
 /* NULL if fine, else a static message naming the bad option. */
 const char *rf_ranker_opts_check(const rf_ranker_opts *o);
 /* Apply "kind=gbdt,trees=300,leaves=31,min_leaf=20,lr=0.05,l2=1,bins=64,
  * ff=1,rf=1,ndcg_at=10,early_stop=30,epochs=20,lin_lr=0.05,lin_l2=1e-4,
- * seed=1" (any subset, comma or space separated); RF_EINVAL naming the
+ * seed=1,max_depth=6" (any subset, comma or space separated); RF_EINVAL naming the
  * entry on an unknown key or bad value; o is unchanged on error. */
 int rf_ranker_opts_parse(rf_ranker_opts *o, const char *kvs, struct rf_err *err);
 

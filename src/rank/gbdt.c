@@ -100,6 +100,7 @@ typedef struct leaf_st {
     rk_split best;
     int32_t parent; /* internal node that points at this leaf, -1 for the root */
     int side;
+    int depth;
 } leaf_st;
 
 typedef struct tree_buf { /* growing model arrays */
@@ -309,7 +310,8 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
         int pick = -1;
         double best = GAIN_EPS;
         for (int l = 0; l < n_leaves; l++)
-            if (G->leaves[l].best.feat >= 0 && G->leaves[l].best.gain > best) {
+            if (G->leaves[l].best.feat >= 0 && G->leaves[l].best.gain > best &&
+                (o->max_depth == 0 || G->leaves[l].depth < o->max_depth)) {
                 best = G->leaves[l].best.gain;
                 pick = l;
             }
@@ -328,9 +330,9 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
         if (L->parent >= 0) nodes[L->parent].child[L->side] = ni;
         int64_t mid = partition(G, L);
         leaf_st left = {.begin = L->begin, .end = mid, .g = s.lg, .h = s.lh, .n = s.ln,
-                        .parent = ni, .side = 0};
+                        .parent = ni, .side = 0, .depth = L->depth + 1};
         leaf_st right = {.begin = mid, .end = L->end, .g = L->g - s.lg, .h = L->h - s.lh,
-                         .n = L->n - s.ln, .parent = ni, .side = 1};
+                         .n = L->n - s.ln, .parent = ni, .side = 1, .depth = L->depth + 1};
         int rid = n_leaves++;
         nd->child[0] = ~pick;
         nd->child[1] = ~rid;

@@ -39,6 +39,8 @@ static const rf_param_def opts_table[] = {
     {"epochs", RF_P_INT, OFF(epochs), 20, 1, 100000, NULL, "linear: SGD epochs"},
     {"lin_lr", RF_P_DOUBLE, OFF(lin_lr), 0.05, 1e-9, 100, NULL, "linear: learning rate"},
     {"lin_l2", RF_P_DOUBLE, OFF(lin_l2), 1e-4, 0, 100, NULL, "linear: L2"},
+    {"max_depth", RF_P_INT, OFF(max_depth), 6, 0, 64, NULL,
+     "deepest leaf (0 = unlimited); prediction takes this many steps per tree"},
     {0},
 };
 #undef OFF
@@ -65,6 +67,7 @@ const char *rf_ranker_opts_check(const rf_ranker_opts *o) {
     if (o->epochs < 1) return "epochs: must be >= 1";
     if (!(o->lin_lr > 0) || !isfinite(o->lin_lr)) return "lin_lr: must be > 0";
     if (!(o->lin_l2 >= 0) || !isfinite(o->lin_l2)) return "lin_l2: must be >= 0";
+    if (o->max_depth < 0 || o->max_depth > 64) return "max_depth: must be in [0, 64]";
     return NULL;
 }
 
