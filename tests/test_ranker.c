@@ -31,13 +31,13 @@ static rk_split brute_split(const rk_bins *b, const float *g, const float *h, in
     double G = 0, H = 0;
     for (int64_t i = 0; i < n; i++) G += g[i], H += h[i];
     for (int32_t f = 0; f < b->n_feats; f++) {
-        const uint8_t *col = b->bin + f * n;
         for (int t = 1; t < b->nb[f]; t++)
             for (int dl = 0; dl < 2; dl++) {
                 double lg = 0, lh = 0;
                 int64_t ln = 0;
                 for (int64_t i = 0; i < n; i++) {
-                    int left = col[i] == 0 ? dl : col[i] <= t;
+                    int bin = b->bin[i * b->n_feats + f];
+                    int left = bin == 0 ? dl : bin <= t;
                     if (left) lg += g[i], lh += h[i], ln++;
                 }
                 double rg = G - lg, rh = H - lh;
@@ -82,7 +82,7 @@ static void test_split_matches_bruteforce(void **state) {
             assert_true(b.nb[f] >= 1 && b.nb[f] <= 8 + trial);
             for (int64_t i = 0; i < n; i++) {
                 float v = x[i * nf + f];
-                int bin = b.bin[f * n + i];
+                int bin = b.bin[i * nf + f];
                 if (isnan(v)) {
                     assert_int_equal(bin, 0);
                     continue;
@@ -97,19 +97,24 @@ static void test_split_matches_bruteforce(void **state) {
         double G = 0, H = 0;
         for (int64_t i = 0; i < n; i++) G += g[i], H += h[i];
         rk_split best = {.feat = -1};
-        rk_hist hist[256], part[256];
+        /* all features at once, and each feature alone (must agree); the
+         * histogram of two halves of the rows adds up to the whole */
+        enum { HB = 64 };
+        rk_hist hist[5 * HB], one[5 * HB], part[5 * HB], rest[5 * HB];
+        int32_t feats[5] = {0, 1, 2, 3, 4};
+        rk_hist_build(b.bin, nf, idx, g, h, n, feats, nf, b.nb, hist, HB);
+        rk_hist_build(b.bin, nf, idx, g, h, n / 3, feats, nf, b.nb, part, HB);
+        rk_hist_build(b.bin, nf, idx + n / 3, g + n / 3, h + n / 3, n - n / 3, feats, nf, b.nb,
+                      rest, HB);
         for (int32_t f = 0; f < nf; f++) {
-            rk_hist_build(b.bin + f * n, idx, g, h, n, hist, b.nb[f]);
-            /* subtraction: rows of one half + the other half = all */
-            rk_hist_build(b.bin + f * n, idx, g, h, n / 3, part, b.nb[f]);
-            rk_hist rest[256];
-            rk_hist_build(b.bin + f * n, idx + n / 3, g + n / 3, h + n / 3, n - n / 3, rest,
-                          b.nb[f]);
+            rk_hist_build(b.bin, nf, idx, g, h, n, feats + f, 1, b.nb, one, HB);
             for (int k = 0; k <= b.nb[f]; k++) {
-                assert_int_equal(part[k].n + rest[k].n, hist[k].n);
-                assert_true(fabs(part[k].g + rest[k].g - hist[k].g) < 1e-9);
+                const rk_hist *e = hist + f * HB + k;
+                assert_memory_equal(e, one + f * HB + k, sizeof *e);
+                assert_int_equal(part[f * HB + k].n + rest[f * HB + k].n, e->n);
+                assert_true(fabs(part[f * HB + k].g + rest[f * HB + k].g - e->g) < 1e-9);
             }
-            rk_split s = rk_best_split_feature(hist, b.nb[f], G, H, n, &cfg, f);
+            rk_split s = rk_best_split_feature(hist + f * HB, b.nb[f], G, H, n, &cfg, f);
             if (s.gain > best.gain) best = s;
         }
         rk_split ref = brute_split(&b, g, h, n, &cfg);
@@ -120,7 +125,7 @@ static void test_split_matches_bruteforce(void **state) {
         assert_int_equal(best.bin, ref.bin);
         /* NAN side matters only when the feature has NANs */
         int has_nan = 0;
-        for (int64_t i = 0; i < n; i++) has_nan |= b.bin[ref.feat * n + i] == 0;
+        for (int64_t i = 0; i < n; i++) has_nan |= b.bin[i * nf + ref.feat] == 0;
         if (has_nan) assert_int_equal(best.dleft, ref.dleft);
         rk_bins_free(&b);
         free(x), free(g), free(h), free(idx);

@@ -3,16 +3,18 @@
  * parallel over features; prediction, Saabas contributions, save/load.
  *
  * DESIGN:
- * - Features are binned once (binning.c, uint8 column-major). Each leaf
+ * - Features are binned once (binning.c, uint8 row-major). Each leaf
  *   owns a contiguous range of a row-index array; its gradients and
  *   hessians are kept in the same order (og/oh) so histogram building
- *   reads them sequentially and only gathers the bin bytes.
+ *   reads them sequentially and gathers one row of bins (one cache line)
+ *   per row for all features of a task.
  * - A split builds the histogram of the smaller child from its rows and
  *   gets the larger one as parent - smaller (the subtraction trick), in
  *   the parent's buffer. Histograms, subtraction and the per-feature best
- *   split run in one parallel loop over features; each feature is done
- *   by one thread in row order and the best feature is reduced serially
- *   in feature order, so the trees do not depend on the thread count.
+ *   split run in one parallel loop over blocks of features; each feature
+ *   is summed by one thread in row order and the best feature is reduced
+ *   serially in feature order, so the trees do not depend on the thread
+ *   count.
  * - The leaf to split next is the one with the largest gain (ties: the
  *   lowest leaf id) until max_leaves or no split gains anything.
  * - Leaf value = learning_rate * -G / (H + l2). Internal nodes keep the
@@ -157,43 +159,59 @@ static int tb_reserve(tree_buf *t, int64_t nodes, int64_t leaves) {
     return 0;
 }
 
-void rk_hist_build(const uint8_t *col, const int32_t *idx, const float *og, const float *oh,
-                       int64_t cnt, rk_hist *hist, int nb) {
-    memset(hist, 0, (size_t)(nb + 1) * sizeof *hist);
+void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const float *og,
+                   const float *oh, int64_t cnt, const int32_t *feats, int32_t nu, const int *nb,
+                   rk_hist *hist, int hb) {
+    for (int32_t u = 0; u < nu; u++)
+        memset(hist + (size_t)feats[u] * hb, 0, (size_t)(nb[feats[u]] + 1) * sizeof *hist);
     for (int64_t k = 0; k < cnt; k++) {
-        rk_hist *e = hist + col[idx[k]];
-        e->g += og[k];
-        e->h += oh[k];
-        e->n++;
+        const uint8_t *row = bin + (size_t)idx[k] * (size_t)nf;
+        const double g = og[k], h = oh[k];
+        for (int32_t u = 0; u < nu; u++) {
+            const int32_t f = feats[u];
+            rk_hist *e = hist + (size_t)f * hb + row[f];
+            e->g += g;
+            e->h += h;
+            e->n++;
+        }
     }
 }
 
 /* Histograms of `small` (built) and `large` (= its buffer, holding the
  * parent, minus small) for the used features, then both best splits.
- * large may be NULL for the root (only `small` is built). */
+ * large may be NULL for the root (only `small` is built). Tasks are
+ * blocks of used features, two per thread; the per-feature results and
+ * their serial reduction in feature order do not depend on the blocks. */
 static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
-    const int64_t n = G->d->n_rows;
     rk_split *fs = G->fsplit;
-    const int32_t n_used = G->n_used;
+    const int32_t n_used = G->n_used, nf = G->d->n_feats;
     /* small leaves are not worth waking the other threads for */
     const int par = (small->end - small->begin) * (int64_t)n_used >= 65536;
+    const int32_t want = par ? 2 * rf_threads() : 1;
+    const int32_t fb = (n_used + want - 1) / want; /* features per block */
+    const int32_t n_blocks = (n_used + fb - 1) / fb;
 #pragma omp parallel for schedule(dynamic) num_threads(rf_threads()) if (par)
-    for (int32_t u = 0; u < n_used; u++) {
-        int32_t f = G->feats[u];
-        int nb = G->bins.nb[f];
-        const uint8_t *col = G->bins.bin + (size_t)f * (size_t)n;
-        rk_hist *hs = small->hist + (size_t)f * G->hb;
-        rk_hist_build(col, G->idx + small->begin, G->og + small->begin, G->oh + small->begin,
-                   small->end - small->begin, hs, nb);
-        fs[2 * u] = rk_best_split_feature(hs, nb, small->g, small->h, small->n, &G->cfg, f);
-        if (large) {
-            rk_hist *hl = large->hist + (size_t)f * G->hb;
-            for (int b = 0; b <= nb; b++) {
-                hl[b].g -= hs[b].g;
-                hl[b].h -= hs[b].h;
-                hl[b].n -= hs[b].n;
+    for (int32_t blk = 0; blk < n_blocks; blk++) {
+        const int32_t u0 = blk * fb;
+        const int32_t nu = n_used - u0 < fb ? n_used - u0 : fb;
+        rk_hist_build(G->bins.bin, nf, G->idx + small->begin, G->og + small->begin,
+                      G->oh + small->begin, small->end - small->begin, G->feats + u0, nu,
+                      G->bins.nb, small->hist, G->hb);
+        for (int32_t u = u0; u < u0 + nu; u++) {
+            const int32_t f = G->feats[u];
+            const int nb = G->bins.nb[f];
+            rk_hist *hs = small->hist + (size_t)f * G->hb;
+            fs[2 * u] = rk_best_split_feature(hs, nb, small->g, small->h, small->n, &G->cfg, f);
+            if (large) {
+                rk_hist *hl = large->hist + (size_t)f * G->hb;
+                for (int b = 0; b <= nb; b++) {
+                    hl[b].g -= hs[b].g;
+                    hl[b].h -= hs[b].h;
+                    hl[b].n -= hs[b].n;
+                }
+                fs[2 * u + 1] =
+                    rk_best_split_feature(hl, nb, large->g, large->h, large->n, &G->cfg, f);
             }
-            fs[2 * u + 1] = rk_best_split_feature(hl, nb, large->g, large->h, large->n, &G->cfg, f);
         }
     }
     small->best = (rk_split){.feat = -1};
@@ -208,11 +226,12 @@ static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
  * [mid, end) right; returns mid. */
 static int64_t partition(gbdt *G, const leaf_st *L) {
     const rk_split *s = &L->best;
-    const uint8_t *col = G->bins.bin + (size_t)s->feat * (size_t)G->d->n_rows;
+    const uint8_t *col = G->bins.bin + s->feat;
+    const size_t nf = (size_t)G->d->n_feats;
     int64_t w = L->begin, r = 0;
     for (int64_t k = L->begin; k < L->end; k++) {
         int32_t i = G->idx[k];
-        int b = col[i];
+        int b = col[(size_t)i * nf];
         int left = b == 0 ? s->dleft : b <= s->bin;
         if (left) {
             G->idx[w] = i;
@@ -244,7 +263,7 @@ static int32_t walk_bins(const gbdt *G, const rk_node *nd, int64_t n_nodes, cons
     int32_t c = 0;
     do {
         const rk_node *q = nd + c;
-        int b = G->bins.bin[(size_t)q->feat * (size_t)G->d->n_rows + (size_t)i];
+        int b = G->bins.bin[(size_t)i * (size_t)G->d->n_feats + (size_t)q->feat];
         int left = b == 0 ? q->dleft : b <= bin_thr[c];
         c = q->child[!left];
     } while (c >= 0);

@@ -24,7 +24,7 @@ int rk_ws_init(rk_lambda_ws *ws, int64_t cap) {
     if (cap < 1) cap = 1;
     ws->cap = cap;
     ws->order = rf_malloc_array((size_t)cap, sizeof *ws->order);
-    ws->buf = rf_malloc_array((size_t)cap * 5, sizeof *ws->buf);
+    ws->buf = rf_malloc_array((size_t)cap * 7, sizeof *ws->buf);
     if (!ws->order || !ws->buf) {
         rk_ws_free(ws);
         return -1;
@@ -122,11 +122,12 @@ void rk_lambda_group(const float *label, const double *score, int64_t n, int k, 
     }
     if (lmax <= 0 || lmin == lmax) return;
     const int weighted = !(flags & RK_LAMBDA_NO_WEIGHT), norm = !(flags & RK_LAMBDA_NO_NORM);
-    double *scratch = ws->buf, *gain = ws->buf + n, *disc = ws->buf + 2 * n;
-    double *dg = ws->buf + 3 * n, *dh = ws->buf + 4 * n;
+    double *ex = ws->buf, *gain = ws->buf + n, *disc = ws->buf + 2 * n;
+    double *dg = ws->buf + 3 * n, *dh = ws->buf + 4 * n, *sp = ws->buf + 5 * n;
+    double *lp = ws->buf + 6 * n;
     double inv_idcg = 1.0;
     if (weighted) {
-        if (!(idcg > 0)) idcg = rk_ideal_dcg(label, n, k, scratch);
+        if (!(idcg > 0)) idcg = rk_ideal_dcg(label, n, k, ex);
         if (!(idcg > 0)) return;
         inv_idcg = 1.0 / idcg;
     }
@@ -135,32 +136,46 @@ void rk_lambda_group(const float *label, const double *score, int64_t n, int k, 
     int32_t *order = ws->order;
     const int64_t lim = (weighted && k > 0 && k < n) ? k : n;
     rk_rank_order(score, n, lim, order);
+    /* by position: label, score, exp(score - top score) in (0, 1], so a
+     * pair's sigmoid needs no exp: 1 / (1 + e^(s_hi - s_lo)) =
+     * E_lo / (E_lo + E_hi) (sigma = 1) */
+    const double top = score[order[0]];
+    double worst = top;
     for (int64_t p = 0; p < n; p++) {
-        gain[p] = exp2(label[order[p]]) - 1.0;
+        lp[p] = label[order[p]];
+        sp[p] = score[order[p]];
+        ex[p] = exp(sp[p] - top);
+        gain[p] = exp2(lp[p]) - 1.0;
         disc[p] = disc_at(p, k);
         dg[p] = dh[p] = 0;
+        if (sp[p] < worst) worst = sp[p];
     }
-    const double sigma = 1.0;
-    double worst = score[0];
-    for (int64_t i = 1; i < n; i++)
-        if (score[i] < worst) worst = score[i];
-    const double spread = score[order[0]] - worst;
+    const int div_ds = weighted && norm && top != worst;
     double sum_lambda = 0;
     for (int64_t a = 0; a < lim; a++) {
-        const float la = label[order[a]];
+        const double la = lp[a], sa = sp[a], ea = ex[a], ga = gain[a], da = disc[a];
         for (int64_t b = a + 1; b < n; b++) {
-            const float lb = label[order[b]];
+            const double lb = lp[b];
             if (la == lb) continue;
-            int64_t hi = la > lb ? a : b, lo = la > lb ? b : a; /* positions */
-            double ds = score[order[hi]] - score[order[lo]];
-            double w = 1.0;
-            if (weighted) {
-                w = fabs(gain[a] - gain[b]) * fabs(disc[a] - disc[b]) * inv_idcg;
-                if (norm && spread != 0) w /= 0.01 + fabs(ds);
+            const int a_hi = la > lb;
+            const int64_t hi = a_hi ? a : b, lo = a_hi ? b : a;
+            const double ds = a_hi ? sa - sp[b] : sp[b] - sa;
+            const double ehi = a_hi ? ea : ex[b], elo = a_hi ? ex[b] : ea;
+            double w = weighted ? fabs(ga - gain[b]) * fabs(da - disc[b]) * inv_idcg : 1.0;
+            const double den = ehi + elo;
+            double lam, hess;
+            if (den > 1e-280) {
+                /* lam = w rho, hess = w rho (1 - rho), rho = elo / den */
+                const double q = w / (den * den * (div_ds ? 0.01 + fabs(ds) : 1.0));
+                lam = elo * den * q;
+                hess = elo * ehi * q;
             }
-            double rho = 1.0 / (1.0 + exp(sigma * ds));
-            double lam = sigma * rho * w;
-            double hess = sigma * sigma * rho * (1.0 - rho) * w;
+            else { /* both far below the top score: exp underflowed */
+                if (div_ds) w /= 0.01 + fabs(ds);
+                const double rho = 1.0 / (1.0 + exp(ds));
+                lam = rho * w;
+                hess = rho * (1.0 - rho) * w;
+            }
             dg[hi] -= lam;
             dg[lo] += lam;
             dh[hi] += hess;

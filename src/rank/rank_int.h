@@ -72,7 +72,7 @@ typedef struct rk_bins {
     int64_t n_rows;
     int *nb;          /* value bins per feature, 1..max_bins */
     float **upper;    /* upper[f][b] for b = 1..nb[f] (index 0 unused) */
-    uint8_t *bin;     /* column-major: bin[f * n_rows + i] */
+    uint8_t *bin;     /* row-major: bin[i * n_feats + f] */
 } rk_bins;
 
 /* Quantile bin edges from (a seeded sample of at most 200k) rows of x and
@@ -104,10 +104,15 @@ typedef struct rk_split {
     int64_t ln;
 } rk_split;
 
-/* Histogram hist[0..nb] of the rows idx[0..cnt) of one binned column;
- * og/oh are the gradients/hessians in the order of idx. */
-void rk_hist_build(const uint8_t *col, const int32_t *idx, const float *og, const float *oh,
-                   int64_t cnt, rk_hist *hist, int nb);
+/* Histograms of the features feats[0..nu) over the rows idx[0..cnt) of
+ * the row-major bins (nf per row): feature f's histogram is
+ * hist[f * hb .. f * hb + nb[f]]. og/oh are the gradients/hessians in the
+ * order of idx. Each histogram sums its rows in idx order, whatever the
+ * feature list, so the result does not depend on how features are split
+ * among threads. */
+void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const float *og,
+                   const float *oh, int64_t cnt, const int32_t *feats, int32_t nu, const int *nb,
+                   rk_hist *hist, int hb);
 /* Newton gain of splitting (g, h) sums: GL^2/(HL+l2) + GR^2/(HR+l2) -
  * G^2/(H+l2). */
 double rk_split_gain(double lg, double lh, double rg, double rh, double l2);
@@ -128,14 +133,14 @@ enum {
 typedef struct rk_lambda_ws {
     int64_t cap;
     int32_t *order;
-    double *buf; /* 5 * cap */
+    double *buf; /* 7 * cap */
 } rk_lambda_ws;
 
 /* Gradient g and hessian h (of the loss, so a tree leaf is -G/(H+l2)) of
  * the n rows of one group with labels `label` and current scores `score`.
  * Pairs (i, j) with label_i > label_j, weighted by |delta NDCG@k| of
  * swapping them in the current ranking (k <= 0: full list), sigmoid
- * sigma = 1; LightGBM's normalisations (pair weight / (0.01 + |s_i -
+ * sigma = 1 (the sigmoid from per-row exp(s - s_max), no exp per pair); LightGBM's normalisations (pair weight / (0.01 + |s_i -
  * s_j|), then all scaled by log2(1 + S) / S with S the sum of pair
  * lambdas) unless RK_LAMBDA_NO_NORM. Groups without a positive label or
  * with all labels equal get zeros. idcg: the group's ideal DCG@k if the
