@@ -5,8 +5,9 @@
  * (event-type weights, optional decay, optional binarisation) and every
  * requested model is fit on it. Parameters come from the model's defaults,
  * then DIR/params/NAME.params (tuned parameters, see modelcfg.c), then
- * --params. With no --model the default set is trained (see
- * docs/models.md for which model `recommend` serves by default). */
+ * --params. With no --model the default set is trained - pop, trending,
+ * itemknn and the fused model, which `recommend` then serves by default
+ * (docs/fusion.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,9 @@
 #include "recfuse/model.h"
 #include "recfuse/util.h"
 
-/* Trained when --model is not given. */
-static const char *const default_models[] = {"pop", "trending", "itemknn", NULL};
+/* Trained when --model is not given: the fused model (served by default,
+ * docs/fusion.md) and the light models it falls back on. */
+static const char *const default_models[] = {"pop", "trending", "itemknn", "fusion", NULL};
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -53,6 +53,7 @@ typedef struct fu_params {
     int slice;            /* FU_SLICE_USER / FU_SLICE_TIME */
     double slice_ratio;   /* share of each user's pairs (or of time) in the slice */
     double valid_share;   /* share of slice users kept for early stopping */
+    int slice_users;      /* most slice users in the ranker data (a seeded draw); 0 all */
     int trees, leaves, min_leaf, early_stop, bins, ndcg_at;
     double lr, l2, ff;
     int epochs;

@@ -154,6 +154,54 @@ static int gather(const ublock *b, int32_t nb, int want, int nf, rf_rank_data *r
     return 0;
 }
 
+typedef struct ukey {
+    uint64_t key;
+    int32_t at;
+} ukey;
+
+static int cmp_ukey(const void *a, const void *b) {
+    const ukey *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Keep slice_users of the *nb slice users (a seeded draw; deterministic),
+ * compacting users[] and their label ranges [lbeg, lend) in user order. */
+static int sample_users(const fu_params *p, int32_t *users, int64_t *lbeg, int64_t *lend,
+                        int32_t *nb) {
+    int32_t n = *nb, keep = p->slice_users;
+    ukey *k = rf_malloc_array((size_t)n, sizeof *k);
+    int32_t *pick = rf_malloc_array((size_t)keep, sizeof *pick);
+    if (!k || !pick) {
+        rf_free(k);
+        rf_free(pick);
+        return RF_ENOMEM;
+    }
+    for (int32_t b = 0; b < n; b++) {
+        rf_rng r;
+        rf_rng_stream(&r, (uint64_t)p->seed ^ 0x5eedULL, (uint64_t)users[b]);
+        k[b].key = rf_rng_next(&r);
+        k[b].at = b;
+    }
+    qsort(k, (size_t)n, sizeof *k, cmp_ukey);
+    for (int32_t q = 0; q < keep; q++) pick[q] = k[q].at;
+    qsort(pick, (size_t)keep, sizeof *pick, cmp_i32);
+    for (int32_t q = 0; q < keep; q++) { /* pick ascends: in-place compaction */
+        users[q] = users[pick[q]];
+        lbeg[q] = lbeg[pick[q]];
+        lend[q] = lend[pick[q]];
+    }
+    rf_free(k);
+    rf_free(pick);
+    *nb = keep;
+    return 0;
+}
+
 /* Ranker options from the model parameters. */
 static void ranker_opts(const fu_params *p, rf_ranker_opts *o) {
     rf_ranker_opts_default(o);
@@ -181,6 +229,7 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
     fu_impl f1;
     lab *labs = NULL;
     int32_t *users = NULL;
+    int64_t *lbeg = NULL, *lend = NULL;
     ublock *blk = NULL;
     int32_t nb = 0;
     float *tx = NULL, *ty = NULL, *vx = NULL, *vy = NULL;
@@ -232,24 +281,22 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
             labs[nl++] = labs[e];
         }
     }
-    int64_t *lstart = NULL;
     users = rf_malloc_array((size_t)nl + 1, sizeof *users);
-    lstart = rf_malloc_array((size_t)nl + 2, sizeof *lstart);
-    if (!users || !lstart) {
-        rf_free(lstart);
-        goto nomem;
-    }
+    lbeg = rf_malloc_array((size_t)nl + 1, sizeof *lbeg);
+    lend = rf_malloc_array((size_t)nl + 1, sizeof *lend);
+    if (!users || !lbeg || !lend) goto nomem;
     for (int64_t e = 0; e < nl; e++)
         if (e == 0 || labs[e].user != labs[e - 1].user) {
+            if (nb > 0) lend[nb - 1] = e;
             users[nb] = labs[e].user;
-            lstart[nb++] = e;
+            lbeg[nb++] = e;
         }
-    lstart[nb] = nl;
-    blk = rf_calloc((size_t)(nb ? nb : 1), sizeof *blk);
-    if (!blk) {
-        rf_free(lstart);
+    if (nb > 0) lend[nb - 1] = nl;
+    if (p->slice_users > 0 && nb > p->slice_users &&
+        sample_users(p, users, lbeg, lend, &nb))
         goto nomem;
-    }
+    blk = rf_calloc((size_t)(nb ? nb : 1), sizeof *blk);
+    if (!blk) goto nomem;
     const int nf = fu_n_feats(f);
     int failed = 0;
     const int nth = rf_threads();
@@ -278,7 +325,7 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
             rf_rng rng;
             rf_rng_stream(&rng, (uint64_t)p->seed, (uint64_t)u);
             B->valid = rf_rng_uniform(&rng) < p->valid_share;
-            B->pos = (int32_t)(lstart[b + 1] - lstart[b]);
+            B->pos = (int32_t)(lend[b] - lbeg[b]);
             B->n = c.n;
             B->x = rf_malloc_array((size_t)(c.n ? c.n : 1) * (size_t)nf, sizeof *B->x);
             B->y = rf_malloc_array((size_t)(c.n ? c.n : 1), sizeof *B->y);
@@ -288,8 +335,8 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
                 continue;
             }
             fu_features(&f1, &f1.side, &c, u, &h, B->x);
-            const lab *L = labs + lstart[b];
-            int64_t nL = lstart[b + 1] - lstart[b], q = 0;
+            const lab *L = labs + lbeg[b];
+            int64_t nL = lend[b] - lbeg[b], q = 0;
             for (int32_t t = 0; t < c.n; t++) { /* both sorted by item */
                 while (q < nL && L[q].item < c.items[t]) q++;
                 B->y[t] = q < nL && L[q].item == c.items[t] ? L[q].g : 0.0f;
@@ -299,7 +346,6 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
         if (ok) fu_cands_free(&c);
     }
     openblas_set_num_threads(blas);
-    rf_free(lstart);
     if (failed) {
         rc = rf_err_set(err, failed, "fusion: building the ranker data failed (%s)",
                         rf_strerror(failed));
@@ -358,6 +404,8 @@ done:
         }
     rf_free(blk);
     rf_free(users);
+    rf_free(lbeg);
+    rf_free(lend);
     rf_free(labs);
     rf_free(tx);
     rf_free(ty);

@@ -37,7 +37,7 @@ static const rf_param_def fusion_defs[] = {
     CAND(FU_BPR, "bpr", 0),
     CAND(FU_POP, "pop", 50),
     CAND(FU_TRENDING, "trending", 50),
-    CAND(FU_RULES, "rules", 0),
+    CAND(FU_RULES, "rules", 50),
     CAND(FU_CONTENT, "content", 0),
     {"ranker", RF_P_ENUM, offsetof(fu_params, ranker), FU_GBDT, 0, 4,
      "gbdt,linear,weighted,rrf,switch",
@@ -48,6 +48,8 @@ static const rf_param_def fusion_defs[] = {
      "share of each user's pairs (or of the time span) held out for the ranker"},
     {"valid_share", RF_P_DOUBLE, offsetof(fu_params, valid_share), 0.2, 0, 0.9, NULL,
      "share of slice users kept for the ranker's early stopping"},
+    {"slice_users", RF_P_INT, offsetof(fu_params, slice_users), 4000, 0, 2147483647, NULL,
+     "most slice users the ranker learns from (a seeded sample; 0: all)"},
     {"trees", RF_P_INT, offsetof(fu_params, trees), 300, 1, 100000, NULL, "GBDT rounds (max)"},
     {"leaves", RF_P_INT, offsetof(fu_params, leaves), 31, 2, 4096, NULL, "GBDT leaves per tree"},
     {"min_leaf", RF_P_INT, offsetof(fu_params, min_leaf), 20, 1, 1000000, NULL,
@@ -100,6 +102,13 @@ static const char *fusion_check(const void *params) {
 static int fusion_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
                             rf_err *err) {
     const fu_impl *f = m->impl;
+    if (h->n == 0 && (user < 0 || user >= m->n_users)) {
+        /* fallback contract (model.h): nothing is known of the user, and the
+         * ranker never learnt from such users - popularity, i.e. the pop
+         * channel, else the first channel's own fallback */
+        const rf_model *pop = rf_fusion_channel(m, "pop");
+        return rf_model_score_all(pop ? pop : f->ch[0], -1, h, out, err);
+    }
     fu_cands c;
     if (fu_cands_init(&c, f, m->n_items)) return rf_err_set(err, RF_ENOMEM, "out of memory");
     int rc = fu_score_user(m, &c, user, h, out, err);
