@@ -98,6 +98,12 @@ int main(int argc, char **argv) {
     int threads = argc > 6 ? atoi(argv[6]) : 2;
     int runs = argc > 7 ? atoi(argv[7]) : 200;
     int max_depth = argc > 8 ? atoi(argv[8]) : -1; /* -1: the default */
+    if (groups < 4 || rows < 1 || feats < 4 || trees < 1 || leaves < 2 || threads < 1 ||
+        runs < 1) {
+        fprintf(stderr, "usage: bench_ranker [GROUPS>=4 [ROWS [FEATS>=4 [TREES [LEAVES [THREADS "
+                        "[RUNS [MAX_DEPTH]]]]]]]]\n");
+        return 2;
+    }
     rf_log_set_level(RF_LOG_WARN);
     rk_synth tr, te;
     int64_t test_groups = groups / 4 > 0 ? groups / 4 : 1;

@@ -136,14 +136,15 @@ typedef struct gbdt {
     int64_t max_group;
 } gbdt;
 
+/* Room for `nodes` more nodes and `leaves` more leaves (capacities
+ * double); -1 on ENOMEM with the arrays kept. */
 static int tb_reserve(tree_buf *t, int64_t nodes, int64_t leaves) {
     if (t->n_nodes + nodes > t->cap_nodes) {
         int64_t c = t->cap_nodes ? t->cap_nodes * 2 : 1024;
         while (c < t->n_nodes + nodes) c *= 2;
         rk_node *nn = rf_realloc_array(t->nodes, (size_t)c, sizeof *nn);
-        if (!nn) return -1;
-        t->nodes = nn;
-        double *ng = rf_realloc_array(t->gain, (size_t)c, sizeof *ng);
+        if (nn) t->nodes = nn;
+        double *ng = nn ? rf_realloc_array(t->gain, (size_t)c, sizeof *ng) : NULL;
         if (!ng) return -1;
         t->gain = ng;
         t->cap_nodes = c;
@@ -159,20 +160,29 @@ static int tb_reserve(tree_buf *t, int64_t nodes, int64_t leaves) {
     return 0;
 }
 
+#define HIST_MAX_FEATS 64 /* features per call of the inner kernel */
+
 void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const float *og,
                    const float *oh, int64_t cnt, const int32_t *feats, int32_t nu, const int *nb,
                    rk_hist *hist, int hb) {
-    for (int32_t u = 0; u < nu; u++)
-        memset(hist + (size_t)feats[u] * hb, 0, (size_t)(nb[feats[u]] + 1) * sizeof *hist);
-    for (int64_t k = 0; k < cnt; k++) {
-        const uint8_t *row = bin + (size_t)idx[k] * (size_t)nf;
-        const double g = og[k], h = oh[k];
-        for (int32_t u = 0; u < nu; u++) {
-            const int32_t f = feats[u];
-            rk_hist *e = hist + (size_t)f * hb + row[f];
-            e->g += g;
-            e->h += h;
-            e->n++;
+    for (int32_t u0 = 0; u0 < nu; u0 += HIST_MAX_FEATS) {
+        const int32_t m = nu - u0 < HIST_MAX_FEATS ? nu - u0 : HIST_MAX_FEATS;
+        rk_hist *base[HIST_MAX_FEATS];
+        int32_t fo[HIST_MAX_FEATS];
+        for (int32_t u = 0; u < m; u++) {
+            fo[u] = feats[u0 + u];
+            base[u] = hist + (size_t)fo[u] * hb;
+            memset(base[u], 0, (size_t)(nb[fo[u]] + 1) * sizeof *hist);
+        }
+        for (int64_t k = 0; k < cnt; k++) {
+            const uint8_t *row = bin + (size_t)idx[k] * (size_t)nf;
+            const double g = og[k], h = oh[k];
+            for (int32_t u = 0; u < m; u++) {
+                rk_hist *e = base[u] + row[fo[u]];
+                e->g += g;
+                e->h += h;
+                e->n++;
+            }
         }
     }
 }
@@ -391,16 +401,18 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
 
 /* ---- prediction ----------------------------------------------------------- */
 
+/* The child of q that row x goes to (NAN to the learned side). */
+static inline int32_t node_next(const rk_node *q, const float *x) {
+    const float v = x[q->feat];
+    return q->child[q->dleft ? (v > q->thr) : !(v <= q->thr)];
+}
+
 static inline float tree_eval(const rk_node *nd, int64_t n_nodes, const float *lv,
                               const float *x) {
     if (n_nodes == 0) return lv[0];
     int32_t c = 0;
-    do {
-        const rk_node *q = nd + c;
-        float v = x[q->feat];
-        int right = q->dleft ? (v > q->thr) : !(v <= q->thr);
-        c = q->child[right];
-    } while (c >= 0);
+    do c = node_next(nd + c, x);
+    while (c >= 0);
     return lv[~c];
 }
 
@@ -560,9 +572,7 @@ void rk_gbdt_contrib(const rf_ranker *r, const float *x, float *contrib, float *
         int32_t c = 0;
         do {
             const rk_node *q = nd + c;
-            float v = x[q->feat];
-            int right = q->dleft ? (v > q->thr) : !(v <= q->thr);
-            c = q->child[right];
+            c = node_next(q, x);
             float next = c >= 0 ? nd[c].value : lv[~c];
             contrib[q->feat] += next - q->value;
         } while (c >= 0);

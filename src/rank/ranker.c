@@ -16,12 +16,19 @@
 #include "recfuse/mem.h"
 #include "recfuse/params.h"
 #include "recfuse/parallel.h"
-#include "recfuse/util.h"
 
 #define RANKER_FORMAT 1
 
-#define OFF(f) offsetof(rf_ranker_opts, f)
-/* Every option but the seed (a uint64_t, parsed apart). */
+/* The options as parsed: the seed goes through a double (exact up to
+ * 2^53), since parameter tables know int and double fields only. */
+typedef struct opts_text {
+    rf_ranker_opts o;
+    double seed;
+} opts_text;
+
+#define OFF(f) offsetof(opts_text, o.f)
+/* Entries before the seed are fields of rf_ranker_opts (saved in this
+ * order); the seed is last. */
 static const rf_param_def opts_table[] = {
     {"kind", RF_P_ENUM, OFF(kind), 0, 0, 1, "gbdt,linear", "ranker: trees or linear"},
     {"trees", RF_P_INT, OFF(n_trees), 300, 1, 100000, NULL, "boosting rounds (max with early stop)"},
@@ -41,14 +48,18 @@ static const rf_param_def opts_table[] = {
     {"lin_l2", RF_P_DOUBLE, OFF(lin_l2), 1e-4, 0, 100, NULL, "linear: L2"},
     {"max_depth", RF_P_INT, OFF(max_depth), 6, 0, 64, NULL,
      "deepest leaf (0 = unlimited); prediction takes this many steps per tree"},
+    {"seed", RF_P_DOUBLE, offsetof(opts_text, seed), 1, 0, 9007199254740992.0, NULL,
+     "random seed (integer)"},
     {0},
 };
 #undef OFF
 
 void rf_ranker_opts_default(rf_ranker_opts *o) {
-    memset(o, 0, sizeof *o);
-    rf_params_defaults(opts_table, o);
-    o->seed = 1;
+    opts_text t;
+    memset(&t, 0, sizeof t);
+    rf_params_defaults(opts_table, &t);
+    t.o.seed = (uint64_t)t.seed;
+    *o = t.o;
 }
 
 const char *rf_ranker_opts_check(const rf_ranker_opts *o) {
@@ -72,37 +83,19 @@ const char *rf_ranker_opts_check(const rf_ranker_opts *o) {
 }
 
 int rf_ranker_opts_parse(rf_ranker_opts *o, const char *kvs, rf_err *err) {
-    rf_ranker_opts t = *o;
-    const char *p = kvs ? kvs : "";
-    while (*p) {
-        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n') p++;
-        if (!*p) break;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ' && *e != '\t' && *e != '\n') e++;
-        char item[256];
-        size_t n = (size_t)(e - p);
-        if (n >= sizeof item) return rf_err_set(err, RF_EINVAL, "ranker option too long");
-        memcpy(item, p, n);
-        item[n] = 0;
-        char *eq = strchr(item, '=');
-        if (!eq) return rf_err_set(err, RF_EINVAL, "ranker option '%s': expected key=value", item);
-        *eq = 0;
-        if (strcmp(item, "seed") == 0) {
-            int64_t v;
-            if (rf_parse_i64(eq + 1, strlen(eq + 1), &v) || v < 0)
-                return rf_err_set(err, RF_EINVAL, "ranker option seed: '%s' is not an integer >= 0",
-                                  eq + 1);
-            t.seed = (uint64_t)v;
-        }
-        else if (rf_params_set(opts_table, &t, item, eq + 1, err)) {
-            if (err) err->code = RF_EINVAL;
-            return rf_err_prefix(err, "ranker option");
-        }
-        p = e;
+    opts_text t = {.o = *o, .seed = (double)o->seed};
+    if (rf_params_apply(opts_table, &t, kvs, err)) {
+        if (err) err->code = RF_EINVAL;
+        return rf_err_prefix(err, "ranker option");
     }
-    const char *bad = rf_ranker_opts_check(&t);
+    if (t.seed != (double)o->seed) { /* set by kvs (a seed above 2^53 stays as it was) */
+        if (t.seed != floor(t.seed))
+            return rf_err_set(err, RF_EINVAL, "ranker option seed: %g is not an integer", t.seed);
+        t.o.seed = (uint64_t)t.seed;
+    }
+    const char *bad = rf_ranker_opts_check(&t.o);
     if (bad) return rf_err_set(err, RF_EINVAL, "ranker option %s", bad);
-    *o = t;
+    *o = t.o;
     return 0;
 }
 
@@ -223,7 +216,7 @@ int rf_ranker_save(const rf_ranker *r, rf_writer *w, rf_err *err) {
     int rc = rf_writer_u32(w, RANKER_FORMAT);
     rc |= rf_writer_u32(w, (uint32_t)r->kind);
     rc |= rf_writer_i64(w, r->n_feats);
-    for (const rf_param_def *d = opts_table; d->name; d++) {
+    for (const rf_param_def *d = opts_table; d->offset < sizeof(rf_ranker_opts); d++) {
         const char *p = (const char *)&r->opts + d->offset;
         if (d->type == RF_P_DOUBLE)
             rc |= rf_writer_f64(w, *(const double *)p);
@@ -253,7 +246,7 @@ int rf_ranker_load(rf_reader *rd, rf_ranker **out, rf_err *err) {
     if (!r) return rf_err_set(err, RF_ENOMEM, "ranker: out of memory");
     r->kind = (rf_ranker_kind)kind;
     r->n_feats = (int32_t)nf;
-    for (const rf_param_def *d = opts_table; d->name && !rc; d++) {
+    for (const rf_param_def *d = opts_table; d->offset < sizeof(rf_ranker_opts) && !rc; d++) {
         char *p = (char *)&r->opts + d->offset;
         if (d->type == RF_P_DOUBLE) {
             rc = rf_reader_f64(rd, (double *)p, err);
