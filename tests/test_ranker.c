@@ -367,26 +367,33 @@ static void test_early_stopping_keeps_best(void **state) {
 
 static void test_threads_same_model(void **state) {
     (void)state;
-    rk_synth tr;
+    rk_synth tr, va;
     assert_int_equal(rk_synth_make(&tr, 100, 40, 10, 31), 0);
+    assert_int_equal(rk_synth_make(&va, 30, 40, 10, 32), 0);
     rf_ranker_opts o;
     rf_ranker_opts_default(&o);
     o.n_trees = 40;
     o.feature_fraction = 0.7;
     o.row_fraction = 0.8;
+    o.early_stop = 5;
+    rk_set_par_thresholds(1, 1); /* every loop parallel, even on this small data */
     float *p[2];
+    int trees[2];
     for (int k = 0; k < 2; k++) {
         rf_set_threads(k + 1);
         rf_ranker *m = NULL;
-        assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, NULL), 0);
+        assert_int_equal(rf_ranker_fit(&o, &tr.d, &va.d, &m, NULL), 0);
+        trees[k] = rf_ranker_n_trees(m);
         p[k] = malloc(tr.d.n_rows * sizeof *p[k]);
         rf_ranker_predict(m, tr.d.x, tr.d.n_rows, p[k]);
         rf_ranker_free(m);
     }
     rf_set_threads(0);
+    rk_set_par_thresholds(0, 0);
+    assert_int_equal(trees[0], trees[1]);
     assert_memory_equal(p[0], p[1], tr.d.n_rows * sizeof *p[0]);
     free(p[0]), free(p[1]);
-    rk_synth_free(&tr);
+    rk_synth_free(&tr), rk_synth_free(&va);
 }
 
 /* ---- contributions ------------------------------------------------------------ */

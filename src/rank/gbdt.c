@@ -41,6 +41,16 @@
 _Static_assert(sizeof(rk_node) == 24, "rk_node is saved as raw 24-byte records");
 
 #define GAIN_EPS 1e-12
+/* Below these sizes a loop runs on the calling thread: waking the team
+ * and meeting at the barrier costs more than the work, and far more when
+ * the machine is busy (a barrier waits for every thread to get a core). */
+static int64_t PAR_HIST_WORK = 1 << 20; /* rows x features of a histogram build */
+static int64_t PAR_ROWS = 65536;        /* rows of a per-group or per-row loop */
+
+void rk_set_par_thresholds(int64_t hist_work, int64_t rows) {
+    PAR_HIST_WORK = hist_work > 0 ? hist_work : 1 << 20;
+    PAR_ROWS = rows > 0 ? rows : 65536;
+}
 
 /* ---- split finding ------------------------------------------------------- */
 
@@ -195,8 +205,7 @@ void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const flo
 static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
     rk_split *fs = G->fsplit;
     const int32_t n_used = G->n_used, nf = G->d->n_feats;
-    /* small leaves are not worth waking the other threads for */
-    const int par = (small->end - small->begin) * (int64_t)n_used >= 65536;
+    const int par = (small->end - small->begin) * (int64_t)n_used >= PAR_HIST_WORK;
     const int32_t want = par ? 2 * rf_threads() : 1;
     const int32_t fb = (n_used + want - 1) / want; /* features per block */
     const int32_t n_blocks = (n_used + fb - 1) / fb;
@@ -388,7 +397,8 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
         for (int64_t k = L->begin; k < L->end; k++) G->score[G->idx[k]] += lv[l];
     }
     /* live groups left out of this tree still need its values */
-#pragma omp parallel for schedule(dynamic, 16) num_threads(rf_threads()) if (o->row_fraction < 1)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(rf_threads()) \
+    if (o->row_fraction < 1 && d->n_rows >= PAR_ROWS)
     for (int64_t q = 0; q < d->n_groups; q++) {
         if (!G->live[q] || G->in_tree[q]) continue;
         for (int64_t i = d->group[q]; i < d->group[q + 1]; i++)
@@ -586,7 +596,7 @@ void rk_gbdt_contrib(const rf_ranker *r, const float *x, float *contrib, float *
 static int compute_gradients(gbdt *G) {
     const rf_rank_data *d = G->d;
     int fail = 0;
-#pragma omp parallel num_threads(rf_threads())
+#pragma omp parallel num_threads(rf_threads()) if (d->n_rows >= PAR_ROWS)
     {
         rk_lambda_ws ws;
         if (rk_ws_init(&ws, G->max_group)) {
@@ -608,7 +618,7 @@ static int compute_gradients(gbdt *G) {
 /* Mean NDCG@k over groups with a positive label, summed in group order. */
 static double mean_ndcg(const rf_rank_data *d, const double *score, int k, int64_t max_group,
                         double *per_group, int *fail) {
-#pragma omp parallel num_threads(rf_threads())
+#pragma omp parallel num_threads(rf_threads()) if (d->n_rows >= PAR_ROWS)
     {
         int32_t *order = rf_malloc_array((size_t)max_group, sizeof *order);
         double *scratch = rf_malloc_array((size_t)max_group, sizeof *scratch);
@@ -764,7 +774,7 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
             const rk_node *nd = tb.nodes + tb.node_off[round];
             const float *lv = tb.leaf + tb.leaf_off[round];
             int64_t nn_t = tb.n_nodes - tb.node_off[round];
-#pragma omp parallel for schedule(static) num_threads(rf_threads()) if (valid->n_rows >= 4096)
+#pragma omp parallel for schedule(static) num_threads(rf_threads()) if (valid->n_rows >= PAR_ROWS)
             for (int64_t i = 0; i < valid->n_rows; i++)
                 vscore[i] += tree_eval(nd, nn_t, lv, valid->x + i * valid->n_feats);
             int fail = 0;

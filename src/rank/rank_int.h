@@ -159,6 +159,11 @@ void rk_ws_free(rk_lambda_ws *ws);
  * other rows following in row order. */
 void rk_rank_order(const double *score, int64_t n, int64_t top, int32_t *order);
 
+/* Test hook: the sizes from which training loops run in parallel
+ * (defaults 2^20 rows x features per histogram, 65536 rows; <= 0 restores
+ * them). Not thread-safe: call before training. */
+void rk_set_par_thresholds(int64_t hist_work, int64_t rows);
+
 /* ---- per-kind entry points ------------------------------------------------ */
 
 int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_rank_data *valid,
