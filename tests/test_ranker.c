@@ -396,6 +396,64 @@ static void test_threads_same_model(void **state) {
     rk_synth_free(&tr), rk_synth_free(&va);
 }
 
+/* ---- prediction against a plain tree walk -------------------------------- */
+
+/* Reference: walk the stored nodes of every tree, NAN to the learned side. */
+static float ref_predict(const rf_ranker *m, const float *x) {
+    double acc = 0;
+    for (int t = 0; t < m->n_trees; t++) {
+        const rk_node *nd = m->nodes + m->node_off[t];
+        const float *lv = m->leaf + m->leaf_off[t];
+        int32_t c = m->node_off[t + 1] > m->node_off[t] ? 0 : ~0;
+        while (c >= 0) {
+            float v = x[nd[c].feat];
+            int left = isnan(v) ? nd[c].dleft : v <= nd[c].thr;
+            c = nd[c].child[!left];
+        }
+        acc += lv[~c];
+    }
+    return (float)acc;
+}
+
+static void test_predict_matches_reference(void **state) {
+    (void)state;
+    rk_synth tr;
+    assert_int_equal(rk_synth_make(&tr, 60, 40, 7, 71), 0);
+    rf_rng r;
+    rf_rng_seed(&r, 72);
+    for (int64_t i = 0; i < tr.d.n_rows * 7; i++) /* NANs everywhere, so both sides are learned */
+        if (rf_rng_uniform(&r) < 0.08) tr.x[i] = NAN;
+    enum { N = 203 };
+    float x[N * 7], out[N], one;
+    memcpy(x, tr.x, sizeof x);
+    x[5 * 7 + 2] = INFINITY, x[6 * 7 + 0] = -INFINITY, x[9 * 7 + 4] = NAN;
+    for (int depth = 0; depth <= 6; depth += 6) {
+        rf_ranker_opts o;
+        rf_ranker_opts_default(&o);
+        o.n_trees = 25;
+        o.max_depth = depth; /* 0: unlimited, deep unbalanced trees */
+        o.min_leaf = 5;
+        rf_ranker *m = NULL;
+        assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, NULL), 0);
+        const int nt = m->n_trees;
+        for (int t = nt; t >= nt - 1; t--) { /* even and odd tree counts */
+            m->n_trees = t;
+            rf_ranker_predict(m, x, N, out);
+            for (int i = 0; i < N; i++) {
+                float ref = ref_predict(m, x + i * 7);
+                if (memcmp(&ref, &out[i], sizeof ref))
+                    fail_msg("depth %d trees %d row %d: %.9g vs reference %.9g", depth, t, i,
+                             out[i], ref);
+                rf_ranker_predict(m, x + i * 7, 1, &one);
+                assert_memory_equal(&one, &ref, sizeof one);
+            }
+        }
+        m->n_trees = nt;
+        rf_ranker_free(m);
+    }
+    rk_synth_free(&tr);
+}
+
 /* ---- contributions ------------------------------------------------------------ */
 
 static void test_contrib_sums_to_score(void **state) {
@@ -637,6 +695,7 @@ int main(void) {
         cmocka_unit_test(test_learning),
         cmocka_unit_test(test_early_stopping_keeps_best),
         cmocka_unit_test(test_threads_same_model),
+        cmocka_unit_test(test_predict_matches_reference),
         cmocka_unit_test(test_contrib_sums_to_score),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_bad_input),
