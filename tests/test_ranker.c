@@ -618,6 +618,75 @@ static void test_save_load(void **state) {
     free(dir);
 }
 
+/* ---- allocation failures --------------------------------------------------- */
+
+/* Every allocation of fit (both kinds, with early stopping), save/load
+ * and NDCG failing in turn: RF_ENOMEM (NAN for the metric), no output,
+ * nothing leaked (ASan), then success once enough allocations pass. */
+static void test_alloc_failures(void **state) {
+    (void)state;
+    rk_synth tr, va;
+    assert_int_equal(rk_synth_make(&tr, 12, 20, 5, 81), 0);
+    assert_int_equal(rk_synth_make(&va, 6, 20, 5, 82), 0);
+    rf_set_threads(1);
+    char *dir = rf_test_tmpdir("ranker_oom");
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.bin", dir);
+    for (int kind = 0; kind < 2; kind++) {
+        rf_ranker_opts o;
+        rf_ranker_opts_default(&o);
+        o.kind = (rf_ranker_kind)kind;
+        o.n_trees = 8;
+        o.min_leaf = 3;
+        o.early_stop = 3;
+        rf_ranker *m = NULL;
+        int ok = 0;
+        for (long k = 0; k < 100000 && !ok; k++) {
+            rf_err err;
+            rf_mem_fail_after(k);
+            int rc = rf_ranker_fit(&o, &tr.d, &va.d, &m, &err);
+            rf_mem_fail_after(-1);
+            if (rc == 0) {
+                ok = 1;
+                break;
+            }
+            assert_int_equal(rc, RF_ENOMEM);
+            assert_null(m);
+        }
+        assert_true(ok);
+        assert_int_equal(save_model(m, path), 0);
+        ok = 0;
+        for (long k = 0; k < 100000 && !ok; k++) {
+            rf_ranker *m2 = NULL;
+            rf_err err;
+            uint32_t ver;
+            rf_reader *rd;
+            assert_int_equal(rf_reader_open(path, MAGIC, 1, &ver, &rd, &err), 0);
+            rf_mem_fail_after(k);
+            int rc = rf_ranker_load(rd, &m2, &err);
+            rf_mem_fail_after(-1);
+            rf_reader_close(rd);
+            if (rc == 0) ok = 1;
+            else {
+                assert_int_equal(rc, RF_ENOMEM);
+                assert_null(m2);
+            }
+            rf_ranker_free(m2);
+        }
+        assert_true(ok);
+        rf_ranker_free(m);
+    }
+    float s[240] = {0};
+    rf_mem_fail_after(0);
+    double v = rf_rank_ndcg(&tr.d, s, 10);
+    rf_mem_fail_after(-1);
+    assert_true(isnan(v));
+    rf_set_threads(0);
+    rf_test_rmtree(dir);
+    free(dir);
+    rk_synth_free(&tr), rk_synth_free(&va);
+}
+
 /* ---- bad input and options ----------------------------------------------------- */
 
 static void test_bad_input(void **state) {
@@ -698,6 +767,7 @@ int main(void) {
         cmocka_unit_test(test_predict_matches_reference),
         cmocka_unit_test(test_contrib_sums_to_score),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_opts_parse),
     };

@@ -720,7 +720,6 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
     gbdt G = {0};
     G.o = o;
     G.d = train;
-    G.hb = o->max_bins + 1;
     G.cfg = (rk_split_cfg){.l2 = o->l2, .min_hess = o->min_hess, .min_leaf = o->min_leaf};
     tree_buf tb = {0};
     double *vscore = NULL, *vndcg = NULL;
@@ -730,6 +729,18 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
     const int32_t nf = train->n_feats;
     int rc = rk_bins_build(&G.bins, train->x, n, nf, o->max_bins, o->seed, err);
     if (rc) return rc;
+    /* one histogram per leaf: stride = the most bins any feature got */
+    G.hb = 2;
+    for (int32_t f = 0; f < nf; f++)
+        if (G.bins.nb[f] + 1 > G.hb) G.hb = G.bins.nb[f] + 1;
+    const double pool_bytes = (double)o->max_leaves * nf * G.hb * sizeof(rk_hist);
+    if (pool_bytes > 8e9) {
+        rk_bins_free(&G.bins);
+        return rf_err_set(err, RF_ETOOBIG,
+                          "ranker: histograms of %d leaves x %d features x %d bins need %.1f GB; "
+                          "use fewer leaves or bins",
+                          o->max_leaves, (int)nf, G.hb, pool_bytes / 1e9);
+    }
     G.max_group = max_group_size(train);
     size_t nn = (size_t)(n ? n : 1);
     G.idx = rf_malloc_array(nn, sizeof *G.idx);
