@@ -171,6 +171,7 @@ static int tb_reserve(tree_buf *t, int64_t nodes, int64_t leaves) {
 }
 
 #define HIST_MAX_FEATS 64 /* features per call of the inner kernel */
+#define PREFETCH 16       /* rows ahead */
 
 void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const float *og,
                    const float *oh, int64_t cnt, const int32_t *feats, int32_t nu, const int *nb,
@@ -186,6 +187,9 @@ void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const flo
         }
         for (int64_t k = 0; k < cnt; k++) {
             const uint8_t *row = bin + (size_t)idx[k] * (size_t)nf;
+            /* a leaf's rows are scattered over the matrix: fetch ahead */
+            if (k + PREFETCH < cnt)
+                __builtin_prefetch(bin + (size_t)idx[k + PREFETCH] * (size_t)nf + fo[0]);
             const double g = og[k], h = oh[k];
             for (int32_t u = 0; u < m; u++) {
                 rk_hist *e = base[u] + row[fo[u]];
@@ -248,22 +252,22 @@ static int64_t partition(gbdt *G, const leaf_st *L) {
     const uint8_t *col = G->bins.bin + s->feat;
     const size_t nf = (size_t)G->d->n_feats;
     int64_t w = L->begin, r = 0;
+    /* branch-free: every row is written to both sides, the counters move
+     * on one (w <= k, so the in-place left side never overtakes k) */
     for (int64_t k = L->begin; k < L->end; k++) {
-        int32_t i = G->idx[k];
-        int b = col[(size_t)i * nf];
-        int left = b == 0 ? s->dleft : b <= s->bin;
-        if (left) {
-            G->idx[w] = i;
-            G->og[w] = G->og[k];
-            G->oh[w] = G->oh[k];
-            w++;
-        }
-        else {
-            G->tmp_idx[r] = i;
-            G->tmp_g[r] = G->og[k];
-            G->tmp_h[r] = G->oh[k];
-            r++;
-        }
+        if (k + PREFETCH < L->end) __builtin_prefetch(col + (size_t)G->idx[k + PREFETCH] * nf);
+        const int32_t i = G->idx[k];
+        const float gk = G->og[k], hk = G->oh[k];
+        const int b = col[(size_t)i * nf];
+        const int left = b == 0 ? s->dleft : b <= s->bin;
+        G->idx[w] = i;
+        G->og[w] = gk;
+        G->oh[w] = hk;
+        G->tmp_idx[r] = i;
+        G->tmp_g[r] = gk;
+        G->tmp_h[r] = hk;
+        w += left;
+        r += !left;
     }
     memcpy(G->idx + w, G->tmp_idx, (size_t)r * sizeof *G->idx);
     memcpy(G->og + w, G->tmp_g, (size_t)r * sizeof *G->og);
