@@ -452,6 +452,24 @@ static void test_predict_matches_reference(void **state) {
         rf_ranker_free(m);
     }
     rk_synth_free(&tr);
+    /* rows too wide for the blocked kernel (8 rows x 2 x 1100 floats >
+     * its buffer) take the plain walk: same scores */
+    rk_synth wide;
+    assert_int_equal(rk_synth_make(&wide, 10, 20, 1100, 73), 0);
+    rf_ranker_opts o;
+    rf_ranker_opts_default(&o);
+    o.n_trees = 6;
+    o.min_leaf = 3;
+    rf_ranker *m = NULL;
+    assert_int_equal(rf_ranker_fit(&o, &wide.d, NULL, &m, NULL), 0);
+    float wout[200];
+    rf_ranker_predict(m, wide.x, 200, wout);
+    for (int i = 0; i < 200; i++) {
+        float ref = ref_predict(m, wide.x + (size_t)i * 1100);
+        assert_memory_equal(&ref, &wout[i], sizeof ref);
+    }
+    rf_ranker_free(m);
+    rk_synth_free(&wide);
 }
 
 /* ---- contributions ------------------------------------------------------------ */
@@ -723,6 +741,16 @@ static void test_bad_input(void **state) {
     o.max_bins = 64;
     assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, &err), 0);
     rf_ranker_free(m);
+    /* no positive label anywhere: nothing to learn, a constant model */
+    for (int64_t i = 0; i < tr.d.n_rows; i++) tr.label[i] = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        o.kind = (rf_ranker_kind)kind;
+        assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, &err), 0);
+        float p[50];
+        rf_ranker_predict(m, tr.d.x, 50, p);
+        for (int i = 0; i < 50; i++) assert_true(p[i] == p[0]);
+        rf_ranker_free(m);
+    }
     rk_synth_free(&tr), rk_synth_free(&va);
 }
 

@@ -92,8 +92,9 @@ rf_ranker_kind rf_ranker_get_kind(const rf_ranker *r);
 int rf_ranker_n_trees(const rf_ranker *r);
 
 /* Scores of n rows (row-major, n x n_feats). Thread-safe, allocates
- * nothing, single-threaded (serve requests in parallel instead); rows
- * are scored in blocks of 64, so a 500-candidate request is one call. */
+ * nothing (uses ~33 KiB of stack), single-threaded (serve requests in
+ * parallel instead); rows are scored in blocks of up to 64, so a
+ * 500-candidate request is best one call. */
 void rf_ranker_predict(const rf_ranker *r, const float *x, int64_t n, float *out);
 /* Additive attribution of one row's score: score = *bias + sum(contrib)
  * (up to float rounding), contrib has n_feats entries. Trees: each

@@ -496,7 +496,7 @@ int rk_gbdt_pack(rf_ranker *r, rf_err *err) {
         (c) = q_->left + ((x)[q_->feat] > q_->thr);                          \
     } while (0)
 
-#define PRED_BUF 16384 /* floats of NAN-free rows per call (64 KiB of stack) */
+#define PRED_BUF 8192 /* floats of NAN-free rows per call (32 KiB of stack) */
 
 /* Walk rows x0, x0 + w, ..., x0 + 7w (NAN-free copies) through trees a
  * and b together (16 independent load chains), depth steps each; add
