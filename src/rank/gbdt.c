@@ -44,20 +44,15 @@ _Static_assert(sizeof(rk_node) == 24, "rk_node is saved as raw 24-byte records")
 /* Below these sizes a loop runs on the calling thread: waking the team
  * and meeting at the barrier costs more than the work, and far more when
  * the machine is busy (a barrier waits for every thread to get a core). */
-static int64_t PAR_HIST_WORK = 1 << 20; /* rows x features of a histogram build */
-static int64_t PAR_ROWS = 65536;        /* rows of a per-group or per-row loop */
+static int64_t par_hist_work = 1 << 20; /* rows x features of a histogram build */
+static int64_t par_rows = 65536;        /* rows of a per-group or per-row loop */
 
 void rk_set_par_thresholds(int64_t hist_work, int64_t rows) {
-    PAR_HIST_WORK = hist_work > 0 ? hist_work : 1 << 20;
-    PAR_ROWS = rows > 0 ? rows : 65536;
+    par_hist_work = hist_work > 0 ? hist_work : 1 << 20;
+    par_rows = rows > 0 ? rows : 65536;
 }
 
 /* ---- split finding ------------------------------------------------------- */
-
-double rk_split_gain(double lg, double lh, double rg, double rh, double l2) {
-    double pg = lg + rg, ph = lh + rh;
-    return lg * lg / (lh + l2) + rg * rg / (rh + l2) - pg * pg / (ph + l2);
-}
 
 rk_split rk_best_split_feature(const rk_hist *hist, int nb, double g, double h, int64_t n,
                                const rk_split_cfg *cfg, int32_t feat) {
@@ -121,14 +116,13 @@ typedef struct tree_buf { /* growing model arrays */
     float *leaf;
     int64_t n_nodes, cap_nodes, n_leaves, cap_leaves;
     int64_t *node_off, *leaf_off;
-    int cap_trees;
 } tree_buf;
 
 typedef struct gbdt {
     const rf_ranker_opts *o;
     const rf_rank_data *d;
     rk_bins bins;
-    int hb; /* histogram stride per feature: max_bins + 1 */
+    int hb; /* histogram stride per feature: the most bins of any feature + 1 */
     rk_split_cfg cfg;
     int32_t *idx, *tmp_idx;
     float *g, *h, *og, *oh, *tmp_g, *tmp_h;
@@ -201,15 +195,25 @@ void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const flo
     }
 }
 
+/* Whether leaf L may still be split (depth and size limits). */
+static int splittable(const gbdt *G, const leaf_st *L) {
+    return (G->o->max_depth == 0 || L->depth < G->o->max_depth) && L->n >= 2 * G->cfg.min_leaf;
+}
+
 /* Histograms of `small` (built) and `large` (= its buffer, holding the
- * parent, minus small) for the used features, then both best splits.
- * large may be NULL for the root (only `small` is built). Tasks are
- * blocks of used features, two per thread; the per-feature results and
- * their serial reduction in feature order do not depend on the blocks. */
+ * parent, minus small) for the used features, then both best splits;
+ * work a leaf cannot use (it may not be split) is skipped. large may be
+ * NULL for the root. Tasks are blocks of used features, two per thread;
+ * the per-feature results and their serial reduction in feature order do
+ * not depend on the blocks. */
 static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
     rk_split *fs = G->fsplit;
     const int32_t n_used = G->n_used, nf = G->d->n_feats;
-    const int par = (small->end - small->begin) * (int64_t)n_used >= PAR_HIST_WORK;
+    const int need_s = splittable(G, small), need_l = large && splittable(G, large);
+    small->best = (rk_split){.feat = -1};
+    if (large) large->best = (rk_split){.feat = -1};
+    if (!need_s && !need_l) return;
+    const int par = (small->end - small->begin) * (int64_t)n_used >= par_hist_work;
     const int32_t want = par ? 2 * rf_threads() : 1;
     const int32_t fb = (n_used + want - 1) / want; /* features per block */
     const int32_t n_blocks = (n_used + fb - 1) / fb;
@@ -224,8 +228,10 @@ static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
             const int32_t f = G->feats[u];
             const int nb = G->bins.nb[f];
             rk_hist *hs = small->hist + (size_t)f * G->hb;
-            fs[2 * u] = rk_best_split_feature(hs, nb, small->g, small->h, small->n, &G->cfg, f);
-            if (large) {
+            if (need_s)
+                fs[2 * u] =
+                    rk_best_split_feature(hs, nb, small->g, small->h, small->n, &G->cfg, f);
+            if (need_l) {
                 rk_hist *hl = large->hist + (size_t)f * G->hb;
                 for (int b = 0; b <= nb; b++) {
                     hl[b].g -= hs[b].g;
@@ -237,11 +243,9 @@ static void hist_and_split(gbdt *G, leaf_st *small, leaf_st *large) {
             }
         }
     }
-    small->best = (rk_split){.feat = -1};
-    if (large) large->best = (rk_split){.feat = -1};
     for (int32_t u = 0; u < n_used; u++) {
-        if (fs[2 * u].gain > small->best.gain) small->best = fs[2 * u];
-        if (large && fs[2 * u + 1].gain > large->best.gain) large->best = fs[2 * u + 1];
+        if (need_s && fs[2 * u].gain > small->best.gain) small->best = fs[2 * u];
+        if (need_l && fs[2 * u + 1].gain > large->best.gain) large->best = fs[2 * u + 1];
     }
 }
 
@@ -352,8 +356,7 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
         int pick = -1;
         double best = GAIN_EPS;
         for (int l = 0; l < n_leaves; l++)
-            if (G->leaves[l].best.feat >= 0 && G->leaves[l].best.gain > best &&
-                (o->max_depth == 0 || G->leaves[l].depth < o->max_depth)) {
+            if (G->leaves[l].best.feat >= 0 && G->leaves[l].best.gain > best) {
                 best = G->leaves[l].best.gain;
                 pick = l;
             }
@@ -402,7 +405,7 @@ static int grow_tree(gbdt *G, tree_buf *tb, int round, int *bin_thr) {
     }
     /* live groups left out of this tree still need its values */
 #pragma omp parallel for schedule(dynamic, 16) num_threads(rf_threads()) \
-    if (o->row_fraction < 1 && d->n_rows >= PAR_ROWS)
+    if (o->row_fraction < 1 && d->n_rows >= par_rows)
     for (int64_t q = 0; q < d->n_groups; q++) {
         if (!G->live[q] || G->in_tree[q]) continue;
         for (int64_t i = d->group[q]; i < d->group[q + 1]; i++)
@@ -641,7 +644,7 @@ void rk_gbdt_contrib(const rf_ranker *r, const float *x, float *contrib, float *
 static int compute_gradients(gbdt *G) {
     const rf_rank_data *d = G->d;
     int fail = 0;
-#pragma omp parallel num_threads(rf_threads()) if (d->n_rows >= PAR_ROWS)
+#pragma omp parallel num_threads(rf_threads()) if (d->n_rows >= par_rows)
     {
         rk_lambda_ws ws;
         if (rk_ws_init(&ws, G->max_group)) {
@@ -663,7 +666,7 @@ static int compute_gradients(gbdt *G) {
 /* Mean NDCG@k over groups with a positive label, summed in group order. */
 static double mean_ndcg(const rf_rank_data *d, const double *score, int k, int64_t max_group,
                         double *per_group, int *fail) {
-#pragma omp parallel num_threads(rf_threads()) if (d->n_rows >= PAR_ROWS)
+#pragma omp parallel num_threads(rf_threads()) if (d->n_rows >= par_rows)
     {
         int32_t *order = rf_malloc_array((size_t)max_group, sizeof *order);
         double *scratch = rf_malloc_array((size_t)max_group, sizeof *scratch);
@@ -765,7 +768,6 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
     G.leaves = rf_malloc_array((size_t)o->max_leaves, sizeof *G.leaves);
     G.fsplit = rf_malloc_array((size_t)nf * 2, sizeof *G.fsplit);
     bin_thr = rf_malloc_array((size_t)o->max_leaves, sizeof *bin_thr);
-    tb.cap_trees = o->n_trees;
     tb.node_off = rf_calloc((size_t)o->n_trees + 1, sizeof *tb.node_off);
     tb.leaf_off = rf_calloc((size_t)o->n_trees + 1, sizeof *tb.leaf_off);
     if (valid) {
@@ -830,7 +832,7 @@ int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_ran
             const rk_node *nd = tb.nodes + tb.node_off[round];
             const float *lv = tb.leaf + tb.leaf_off[round];
             int64_t nn_t = tb.n_nodes - tb.node_off[round];
-#pragma omp parallel for schedule(static) num_threads(rf_threads()) if (valid->n_rows >= PAR_ROWS)
+#pragma omp parallel for schedule(static) num_threads(rf_threads()) if (valid->n_rows >= par_rows)
             for (int64_t i = 0; i < valid->n_rows; i++)
                 vscore[i] += tree_eval(nd, nn_t, lv, valid->x + i * valid->n_feats);
             int fail = 0;

@@ -113,12 +113,12 @@ typedef struct rk_split {
 void rk_hist_build(const uint8_t *bin, int32_t nf, const int32_t *idx, const float *og,
                    const float *oh, int64_t cnt, const int32_t *feats, int32_t nu, const int *nb,
                    rk_hist *hist, int hb);
-/* Newton gain of splitting (g, h) sums: GL^2/(HL+l2) + GR^2/(HR+l2) -
- * G^2/(H+l2). */
-double rk_split_gain(double lg, double lh, double rg, double rh, double l2);
-/* Best split of one feature from its histogram hist[0..nb] (bin 0 =
- * NAN) over a node with totals (g, h, n). Ties keep the smaller bin, then
- * NAN-right. When the node has no NAN, NAN follows the larger child. */
+/* Best split of one feature from its histogram hist[0..nb] (bin 0 = NAN)
+ * over a node with totals (g, h, n): the largest Newton gain
+ * GL^2/(HL+l2) + GR^2/(HR+l2) - G^2/(H+l2) with both sides holding
+ * min_leaf rows and min_hess hessian; gain 0 and feat -1 if none. Ties
+ * keep the smaller bin, then NAN-right. When the node has no NAN, NAN
+ * follows the larger child. */
 rk_split rk_best_split_feature(const rk_hist *hist, int nb, double g, double h, int64_t n,
                                const rk_split_cfg *cfg, int32_t feat);
 
