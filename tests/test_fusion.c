@@ -122,7 +122,7 @@ static double ndcg10(fx *f, const rf_model *m) {
     return v;
 }
 
-#define FUSION_PARAMS "itemknn=30,userknn=0,ials=0,ease=0,pop=20,trending=20,trees=100,min_leaf=5"
+#define FUSION_PARAMS "itemknn=30,userknn=0,ials=0,ease=0,pop=20,trending=20,rules=0,trees=100,min_leaf=5"
 
 static void test_beats_channels(void **state) {
     (void)state;
@@ -290,7 +290,7 @@ static void test_errors(void **state) {
     rf_model *m;
     rf_err err;
     assert_int_equal(rf_model_new("fusion", &m, &err), 0);
-    assert_int_equal(rf_model_set_params(m, "itemknn=0,userknn=0,ials=0,ease=0,pop=0,trending=0",
+    assert_int_equal(rf_model_set_params(m, "itemknn=0,userknn=0,ials=0,ease=0,pop=0,trending=0,rules=0",
                                          &err), RF_EINVAL);
     assert_non_null(strstr(err.msg, "channel"));
     rf_model_free(m);

@@ -10,7 +10,10 @@
  *
  * DESIGN: the union is a sorted merge of the (small) lists rather than a
  * per-item stamp array, so a request touches O(sum of N) memory beyond
- * the score vectors, whatever the catalog size. */
+ * the score vectors, whatever the catalog size. Channels whose scores do
+ * not depend on the user (pop, trending) are scored once: their vector
+ * and the catalog sorted by it are kept, and a request walks that order
+ * past the user's history items - no per-request pass over the catalog. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,73 @@ int fu_cands_init(fu_cands *c, const fu_impl *f, int32_t n_items) {
     return 0;
 }
 
+static int is_fixed(int kind) { return kind == FU_POP || kind == FU_TRENDING; }
+
+typedef struct sidx {
+    float s;
+    int32_t i;
+} sidx;
+
+static int cmp_sidx(const void *a, const void *b) {
+    const sidx *x = a, *y = b;
+    if (x->s != y->s) return x->s > y->s ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+void fu_fixed_free(fu_impl *f) {
+    for (int k = 0; k < FU_MAX_CH; k++) {
+        rf_free(f->fixed[k]);
+        rf_free(f->fixed_order[k]);
+        f->fixed[k] = NULL;
+        f->fixed_order[k] = NULL;
+    }
+}
+
+int fu_fixed_init(fu_impl *f, int32_t n_items, rf_err *err) {
+    fu_fixed_free(f);
+    for (int k = 0; k < f->n_ch; k++) {
+        if (!is_fixed(f->kind[k])) continue;
+        float *v = rf_malloc_array((size_t)(n_items ? n_items : 1), sizeof *v);
+        int32_t *o = rf_malloc_array((size_t)(n_items ? n_items : 1), sizeof *o);
+        sidx *t = rf_malloc_array((size_t)(n_items ? n_items : 1), sizeof *t);
+        int rc = v && o && t ? rf_model_score_all(f->ch[k], -1, NULL, v, err)
+                             : rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
+        if (rc == 0) {
+            int32_t m = 0;
+            for (int32_t i = 0; i < n_items; i++)
+                if (v[i] > -INFINITY && !isnan(v[i])) t[m++] = (sidx){v[i], i};
+            qsort(t, (size_t)m, sizeof *t, cmp_sidx);
+            for (int32_t i = 0; i < m; i++) o[i] = t[i].i;
+            for (int32_t i = m; i < n_items; i++) o[i] = -1;
+        }
+        rf_free(t);
+        f->fixed[k] = v;
+        f->fixed_order[k] = o;
+        if (rc) {
+            fu_fixed_free(f);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* 1 if item j is in the history (items ascending when `sorted`). */
+static int in_hist(const rf_hist *h, int sorted, int32_t j) {
+    if (!sorted) {
+        for (int32_t t = 0; t < h->n; t++)
+            if (h->items[t] == j) return 1;
+        return 0;
+    }
+    int32_t lo = 0, hi = h->n - 1;
+    while (lo <= hi) {
+        int32_t mid = (lo + hi) / 2;
+        if (h->items[mid] == j) return 1;
+        if (h->items[mid] < j) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return 0;
+}
+
 void fu_cands_free(fu_cands *c) {
     if (!c) return;
     rf_free(c->sc);
@@ -48,11 +118,6 @@ void fu_cands_free(fu_cands *c) {
     rf_free(c->items);
     rf_free(c->rank);
     memset(c, 0, sizeof *c);
-}
-
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Index of item j in the sorted union, or -1. */
@@ -70,19 +135,31 @@ static int32_t find(const fu_cands *c, int32_t j) {
 int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, rf_err *err) {
     const size_t ni = (size_t)c->n_items;
     c->n = 0;
+    int sorted = 1;
+    for (int32_t t = 1; t < h->n && sorted; t++) sorted = h->items[t] > h->items[t - 1];
     for (int k = 0; k < f->n_ch; k++) {
-        float *s = c->sc + (size_t)k * ni;
-        int rc = rf_model_score_all(f->ch[k], user, h, s, err);
-        if (rc) return rc;
-        for (int32_t t = 0; t < h->n; t++)
-            if (h->items[t] >= 0 && (size_t)h->items[t] < ni) s[h->items[t]] = -INFINITY;
         rf_scored *top = c->top + (size_t)k * (size_t)c->max_cand;
-        c->n_top[k] = rf_topk_select(s, c->n_items, f->cand[k], NULL, top);
+        if (f->fixed[k]) { /* user-independent: walk the precomputed order */
+            const int32_t *o = f->fixed_order[k];
+            int nt = 0;
+            for (int32_t q = 0; q < c->n_items && nt < f->cand[k] && o[q] >= 0; q++)
+                if (!in_hist(h, sorted, o[q])) top[nt++] = (rf_scored){f->fixed[k][o[q]], o[q]};
+            c->n_top[k] = nt;
+            c->scp[k] = f->fixed[k];
+        } else {
+            float *s = c->sc + (size_t)k * ni;
+            int rc = rf_model_score_all(f->ch[k], user, h, s, err);
+            if (rc) return rc;
+            for (int32_t t = 0; t < h->n; t++)
+                if (h->items[t] >= 0 && (size_t)h->items[t] < ni) s[h->items[t]] = -INFINITY;
+            c->n_top[k] = rf_topk_select(s, c->n_items, f->cand[k], NULL, top);
+            c->scp[k] = s;
+        }
         c->hi[k] = c->n_top[k] > 0 ? top[0].score : 0;
         c->lo[k] = c->n_top[k] > 0 ? top[c->n_top[k] - 1].score : 0;
         for (int t = 0; t < c->n_top[k]; t++) c->items[c->n++] = top[t].id;
     }
-    qsort(c->items, (size_t)c->n, sizeof *c->items, cmp_i32);
+    qsort(c->items, (size_t)c->n, sizeof *c->items, fu_cmp_i32);
     int32_t u = 0;
     for (int32_t t = 0; t < c->n; t++)
         if (t == 0 || c->items[t] != c->items[t - 1]) c->items[u++] = c->items[t];
@@ -99,7 +176,7 @@ int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h
 }
 
 float fu_norm(const fu_cands *c, int k, int32_t j) {
-    float s = c->sc[(size_t)k * (size_t)c->n_items + (size_t)j];
+    float s = c->scp[k][j];
     if (!isfinite(s)) return NAN;
     float span = c->hi[k] - c->lo[k];
     if (!(span > 1e-12f)) return s >= c->hi[k] ? 1.0f : 0.0f;

@@ -184,7 +184,21 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
     if (f->ranker && rf_ranker_get_kind(f->ranker) == RF_RANKER_LINEAR)
         for (size_t q = 0; q < (size_t)c.n * (size_t)nf; q++)
             if (!isfinite(x[q])) x[q] = 0;
+    /* unknown user, empty history: scored by the pop channel (fusion.c) */
+    int cold = -1;
+    if (h->n == 0 && (user < 0 || user >= m->n_users))
+        for (int k = 0; k < f->n_ch; k++)
+            if (f->kind[k] == FU_POP) cold = k;
     for (int32_t q = 0; q < n; q++) {
+        if (cold >= 0) {
+            rf_reason *r = &out[q];
+            memset(r, 0, sizeof *r);
+            r->n_contrib = 1;
+            snprintf(r->contrib[0].channel, RF_REASON_NAME, "pop");
+            r->contrib[0].share = 1;
+            reason_text(m, f, cold, h, items[q], r);
+            continue;
+        }
         int32_t j = items[q], t = -1, lo = 0, hi = c.n - 1;
         while (lo <= hi) {
             int32_t mid = (lo + hi) / 2;

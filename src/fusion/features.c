@@ -55,11 +55,6 @@ int fu_feature_channel(const fu_impl *f, int i) {
     return i < PER_CH * f->n_ch ? i / PER_CH : -1;
 }
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Count of v in sorted a[0..n). */
 static int32_t count_of(const int32_t *a, int32_t n, int32_t v) {
     int32_t lo = 0, hi = n;
@@ -110,14 +105,14 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
             pn++;
         }
     }
-    if (hc) qsort(hc, (size_t)n_hc, sizeof *hc, cmp_i32);
+    if (hc) qsort(hc, (size_t)n_hc, sizeof *hc, fu_cmp_i32);
     float pmean = pn ? (float)(psum / pn) : NAN;
     for (int32_t t = 0; t < c->n; t++) {
         float *r = x + (size_t)t * (size_t)nf;
         int32_t j = c->items[t];
         int nprop = 0;
         for (int k = 0; k < nc; k++) {
-            float s = c->sc[(size_t)k * (size_t)c->n_items + (size_t)j];
+            float s = c->scp[k][j];
             int32_t rk = c->rank[(size_t)k * (size_t)c->cap + (size_t)t];
             r[PER_CH * k] = f->raw && isfinite(s) ? s : NAN;
             r[PER_CH * k + 1] = fu_norm(c, k, j);

@@ -101,12 +101,22 @@ typedef struct fu_impl {
     int mode;              /* FU_GBDT .. FU_SWITCH (the ranker parameter) */
     int raw;               /* raw channel scores are features (else NAN) */
     fu_side side;
+    /* user-independent channels (pop, trending): their score vector and
+     * the catalog in their order, computed once (fu_fixed_init) */
+    float *fixed[FU_MAX_CH];
+    int32_t *fixed_order[FU_MAX_CH];
     /* fit statistics (not saved) */
     double slice_recall;   /* share of slice positives among the candidates */
     int64_t rank_rows, rank_groups;
     fu_stage_hook hook;
     void *hook_ud;
 } fu_impl;
+
+/* qsort comparator of int32_t, ascending. */
+static inline int fu_cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
 
 /* ---- side.c ---- */
 int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
@@ -124,7 +134,9 @@ int fu_side_load(fu_side *s, struct rf_reader *r, int32_t n_users, int32_t n_ite
 typedef struct fu_cands {
     int n_ch;
     int32_t n_items;
-    float *sc;       /* n_ch x n_items */
+    float *sc;       /* n_ch x n_items (rows of fixed channels unused) */
+    const float *scp[FU_MAX_CH]; /* channel k's scores: its row of sc, or
+                                    the fixed vector (history not -inf) */
     rf_scored *top;  /* n_ch x max_cand */
     int n_top[FU_MAX_CH];
     int max_cand;
@@ -134,6 +146,10 @@ typedef struct fu_cands {
     float lo[FU_MAX_CH], hi[FU_MAX_CH]; /* channel's N-th and 1st score */
 } fu_cands;
 int fu_cands_init(fu_cands *c, const fu_impl *f, int32_t n_items);
+/* Precompute the fixed channels' vectors and orders (after fit / load);
+ * fu_fixed_free releases them. */
+int fu_fixed_init(fu_impl *f, int32_t n_items, struct rf_err *err);
+void fu_fixed_free(fu_impl *f);
 void fu_cands_free(fu_cands *c);
 /* Fill c for (user, h). channels: f->ch (fitted). */
 int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,

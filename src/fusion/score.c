@@ -3,7 +3,7 @@
  *
  * score_all must score the whole catalog: candidates get their ranker
  * score, every other item a score below all candidates that keeps the
- * first channel's order (lowest candidate score - 2 + (1 + tanh(norm))/2),
+ * first channel's order (lowest candidate score - 1.5 + norm/(2(1+|norm|))),
  * so metrics over the full ranking (AUC) stay meaningful and an empty
  * candidate set still ranks like the first channel. */
 #include <math.h>
@@ -46,7 +46,7 @@ int fu_score_user(const rf_model *m, fu_cands *c, int32_t user, const rf_hist *h
         if (t == 0 || s[t] < lo) lo = s[t];
     for (int32_t j = 0; j < m->n_items; j++) {
         float v = fu_norm(c, 0, j);
-        out[j] = isfinite(v) ? lo - 2.0f + 0.5f * (1.0f + tanhf(v)) : -INFINITY;
+        out[j] = isfinite(v) ? lo - 1.5f + 0.5f * v / (1.0f + fabsf(v)) : -INFINITY;
     }
     for (int32_t t = 0; t < c->n; t++) out[c->items[t]] = s[t];
     rf_free(x);

@@ -165,11 +165,6 @@ static int cmp_ukey(const void *a, const void *b) {
     return (x->at > y->at) - (x->at < y->at);
 }
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Keep slice_users of the *nb slice users (a seeded draw; deterministic),
  * compacting users[] and their label ranges [lbeg, lend) in user order. */
 static int sample_users(const fu_params *p, int32_t *users, int64_t *lbeg, int64_t *lend,
@@ -190,7 +185,7 @@ static int sample_users(const fu_params *p, int32_t *users, int64_t *lbeg, int64
     }
     qsort(k, (size_t)n, sizeof *k, cmp_ukey);
     for (int32_t q = 0; q < keep; q++) pick[q] = k[q].at;
-    qsort(pick, (size_t)keep, sizeof *pick, cmp_i32);
+    qsort(pick, (size_t)keep, sizeof *pick, fu_cmp_i32);
     for (int32_t q = 0; q < keep; q++) { /* pick ascends: in-place compaction */
         users[q] = users[pick[q]];
         lbeg[q] = lbeg[pick[q]];
@@ -259,6 +254,9 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
     f1 = *f;
     memcpy(f1.ch, ch1, sizeof ch1);
     f1.ranker = NULL;
+    memset(f1.fixed, 0, sizeof f1.fixed);
+    memset(f1.fixed_order, 0, sizeof f1.fixed_order);
+    if ((rc = fu_fixed_init(&f1, d->n_items, err))) goto done;
     if ((rc = fu_side_build(&f1.side, d1, sp.train, d->catalog, err))) goto done;
     rf_log(RF_LOG_INFO, "fusion.stage1", "channels=%d slice_events=%lld seconds=%.2f", f->n_ch,
            (long long)sp.test->n, rf_mono() - t0);
@@ -414,6 +412,7 @@ done:
     rf_free(vy);
     rf_free(vg);
     fu_side_free(&f1.side);
+    fu_fixed_free(&f1);
     for (int k = 0; k < FU_MAX_CH; k++) rf_model_free(ch1[k]);
     rf_dataset_free(d1);
     rf_split_free(&sp);
@@ -448,6 +447,7 @@ int fu_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     double t0 = rf_mono();
     if ((rc = fit_channels(f, &m->data_opts, d, f->ch, err))) return rc;
     if ((rc = fu_side_build(&f->side, d, d->events, d->catalog, err))) return rc;
+    if ((rc = fu_fixed_init(f, d->n_items, err))) return rc;
     rf_log(RF_LOG_INFO, "fusion.refit", "channels=%d seconds=%.2f", f->n_ch, rf_mono() - t0);
     return 0;
 }

@@ -87,6 +87,7 @@ static void fusion_destroy(rf_model *m) {
     for (int k = 0; k < FU_MAX_CH; k++) rf_model_free(f->ch[k]);
     rf_ranker_free(f->ranker);
     fu_side_free(&f->side);
+    fu_fixed_free(f);
     rf_free(f);
     m->impl = NULL;
 }
@@ -197,7 +198,7 @@ static int fusion_load(rf_model *m, rf_reader *r, rf_err *err) {
     } else if (f->mode == FU_GBDT || f->mode == FU_LINEAR) {
         return rf_err_set(err, RF_EFORMAT, "fusion: ranker mode without a ranker");
     }
-    return 0;
+    return fu_fixed_init(f, m->n_items, err);
 }
 
 const rf_model_ops rf_model_fusion_ops = {
