@@ -2,9 +2,9 @@
  * the pairwise logistic loss on sampled pairs, by SGD.
  *
  * Features are standardised with the mean and standard deviation of the
- * training rows (NAN ignored; a constant feature gets std 1) and a NAN
- * is replaced by the mean (standardised value 0); both are stored in the
- * model, so score(x) = sum_j w_j (x_j - mean_j) / std_j.
+ * training rows (NAN and +-INF ignored; a constant feature gets std 1)
+ * and such a value is replaced by the mean (standardised value 0); both
+ * are stored in the model, so score(x) = sum_j w_j (x_j - mean_j) / std_j.
  *
  * DESIGN: each epoch visits the groups in a seeded shuffled order; for
  * every row i of a group whose label is above the group's minimum (in
@@ -31,14 +31,18 @@ static int cmp_label(const void *a, const void *b, void *ctx) {
     return (i > j) - (i < j);
 }
 
-/* Standardised value of feature j of row x. */
+/* Standardised value of feature j of row x (a missing or infinite value
+ * counts as the mean). */
 static inline float zval(const rf_ranker *r, const float *x, int32_t j) {
     float v = x[j];
-    return isnan(v) ? 0.0f : (v - r->mean[j]) * r->inv_std[j];
+    return isfinite(v) ? (v - r->mean[j]) * r->inv_std[j] : 0.0f;
 }
 
 int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, rf_err *err) {
     const int32_t nf = d->n_feats;
+    if (d->n_groups > INT32_MAX)
+        return rf_err_set(err, RF_EINVAL, "ranker: %lld groups (at most %d)",
+                          (long long)d->n_groups, INT32_MAX);
     int32_t *gorder = NULL, *lower = NULL;
     double *sum = NULL, *sq = NULL, *wd = NULL, *zi = NULL;
     int64_t *cnt = NULL;
@@ -50,13 +54,10 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
     wd = rf_calloc((size_t)nf, sizeof *wd);
     zi = rf_calloc((size_t)nf, sizeof *zi);
     cnt = rf_calloc((size_t)nf, sizeof *cnt);
-    int64_t maxg = 1;
-    for (int64_t q = 0; q < d->n_groups; q++)
-        if (d->group[q + 1] - d->group[q] > maxg) maxg = d->group[q + 1] - d->group[q];
-    lower = rf_malloc_array((size_t)maxg, sizeof *lower);
+    lower = rf_malloc_array((size_t)(d->n_rows ? d->n_rows : 1), sizeof *lower);
     gorder = rf_malloc_array((size_t)(d->n_groups ? d->n_groups : 1), sizeof *gorder);
     if (!r->w || !r->mean || !r->inv_std || !sum || !sq || !wd || !zi || !cnt || !lower ||
-        !gorder || d->n_groups > INT32_MAX) {
+        !gorder) {
         rf_free(sum), rf_free(sq), rf_free(wd), rf_free(zi), rf_free(cnt);
         rf_free(lower), rf_free(gorder);
         return rf_err_set(err, RF_ENOMEM, "ranker: out of memory (linear, %lld groups)",
@@ -66,7 +67,7 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
     for (int64_t i = 0; i < d->n_rows; i++)
         for (int32_t j = 0; j < nf; j++) {
             float v = d->x[i * nf + j];
-            if (!isnan(v)) {
+            if (isfinite(v)) {
                 sum[j] += v;
                 cnt[j]++;
             }
@@ -75,13 +76,19 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
     for (int64_t i = 0; i < d->n_rows; i++)
         for (int32_t j = 0; j < nf; j++) {
             float v = d->x[i * nf + j];
-            if (!isnan(v)) sq[j] += (v - sum[j]) * (v - sum[j]);
+            if (isfinite(v)) sq[j] += (v - sum[j]) * (v - sum[j]);
         }
     for (int32_t j = 0; j < nf; j++) {
         double sd = cnt[j] > 1 ? sqrt(sq[j] / (double)cnt[j]) : 0;
         r->mean[j] = (float)sum[j];
         r->inv_std[j] = (sd > 1e-12 && isfinite(sd)) ? (float)(1.0 / sd) : 1.0f;
         if (!isfinite(r->mean[j])) r->mean[j] = 0;
+    }
+    /* each group's rows by ascending label (group-relative indices), once */
+    for (int64_t q = 0; q < d->n_groups; q++) {
+        int64_t a = d->group[q], n = d->group[q + 1] - a;
+        for (int64_t i = 0; i < n; i++) lower[a + i] = (int32_t)i;
+        qsort_r(lower + a, (size_t)n, sizeof *lower, cmp_label, (void *)(d->label + a));
     }
     rf_rng rng;
     rf_rng_stream(&rng, o->seed, 0x11ea);
@@ -92,15 +99,13 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
         for (int64_t gi = 0; gi < d->n_groups; gi++) {
             int64_t q = gorder[gi], a = d->group[q], n = d->group[q + 1] - a;
             const float *lab = d->label + a;
-            /* rows by ascending label; rows below position p are the run
-             * start of its label */
-            for (int64_t i = 0; i < n; i++) lower[i] = (int32_t)i;
-            qsort_r(lower, (size_t)n, sizeof *lower, cmp_label, (void *)lab);
+            const int32_t *byl = lower + a;
+            /* rows below position p (by label) are those before its run */
             int64_t run = 0;
             for (int64_t p = 0; p < n; p++) {
-                if (p > 0 && lab[lower[p]] != lab[lower[p - 1]]) run = p;
+                if (p > 0 && lab[byl[p]] != lab[byl[p - 1]]) run = p;
                 if (run == 0) continue;
-                int64_t i = lower[p], j = lower[rf_rng_below(&rng, (uint64_t)run)];
+                int64_t i = byl[p], j = byl[rf_rng_below(&rng, (uint64_t)run)];
                 const float *xi = d->x + (a + i) * nf, *xj = d->x + (a + j) * nf;
                 double s = 0;
                 for (int32_t k = 0; k < nf; k++) {
