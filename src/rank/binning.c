@@ -101,16 +101,16 @@ static int make_bounds(const float *v, int64_t m, int max_bins, float *up) {
 
 int rk_bin_of(const rk_bins *b, int32_t f, float v) {
     if (isnan(v)) return 0;
-    const float *up = b->upper[f];
-    int lo = 1, hi = b->nb[f]; /* answer in [lo, hi]; up[hi] = INF */
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (v <= up[mid])
-            hi = mid;
-        else
-            lo = mid + 1;
+    /* branch-free lower bound: first bound >= v among upper[1..nb] (the
+     * last is +INF, so there is one) */
+    const float *base = b->upper[f] + 1;
+    int n = b->nb[f];
+    while (n > 1) {
+        int half = n >> 1;
+        base = base[half - 1] < v ? base + half : base;
+        n -= half;
     }
-    return lo;
+    return (int)(base - b->upper[f]) + (*base < v);
 }
 
 void rk_bins_free(rk_bins *b) {
