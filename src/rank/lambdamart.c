@@ -152,36 +152,40 @@ void rk_lambda_group(const float *label, const double *score, int64_t n, int k, 
     }
     const int div_ds = weighted && norm && top != worst;
     double sum_lambda = 0;
+    /* branch-free over b: a pair of equal labels gets weight 0 (its gains
+     * are equal) instead of a mispredicted skip */
     for (int64_t a = 0; a < lim; a++) {
         const double la = lp[a], sa = sp[a], ea = ex[a], ga = gain[a], da = disc[a];
+        double ga_sum = 0, ha_sum = 0;
         for (int64_t b = a + 1; b < n; b++) {
-            const double lb = lp[b];
-            if (la == lb) continue;
-            const int a_hi = la > lb;
-            const int64_t hi = a_hi ? a : b, lo = a_hi ? b : a;
-            const double ds = a_hi ? sa - sp[b] : sp[b] - sa;
-            const double ehi = a_hi ? ea : ex[b], elo = a_hi ? ex[b] : ea;
-            double w = weighted ? fabs(ga - gain[b]) * fabs(da - disc[b]) * inv_idcg : 1.0;
-            const double den = ehi + elo;
+            const double lb = lp[b], eb = ex[b];
+            const double sgn = (double)((la > lb) - (la < lb)); /* +1: a is the better */
+            const double ads = fabs(sa - sp[b]);                /* |s_hi - s_lo| */
+            const double w = weighted ? fabs(ga - gain[b]) * fabs(da - disc[b]) * inv_idcg
+                                      : (double)(la != lb);
+            const double den = ea + eb;
+            const double elo = sgn > 0 ? eb : ea, ehi = sgn > 0 ? ea : eb;
             double lam, hess;
             if (den > 1e-280) {
                 /* lam = w rho, hess = w rho (1 - rho), rho = elo / den */
-                const double q = w / (den * den * (div_ds ? 0.01 + fabs(ds) : 1.0));
+                const double q = w / (den * den * (div_ds ? 0.01 + ads : 1.0));
                 lam = elo * den * q;
                 hess = elo * ehi * q;
             }
             else { /* both far below the top score: exp underflowed */
-                if (div_ds) w /= 0.01 + fabs(ds);
-                const double rho = 1.0 / (1.0 + exp(ds));
-                lam = rho * w;
-                hess = rho * (1.0 - rho) * w;
+                const double rho = 1.0 / (1.0 + exp(sgn * (sa - sp[b])));
+                const double ww = div_ds ? w / (0.01 + ads) : w;
+                lam = rho * ww;
+                hess = rho * (1.0 - rho) * ww;
             }
-            dg[hi] -= lam;
-            dg[lo] += lam;
-            dh[hi] += hess;
-            dh[lo] += hess;
+            ga_sum -= sgn * lam;
+            dg[b] += sgn * lam;
+            ha_sum += hess;
+            dh[b] += hess;
             sum_lambda += 2 * lam;
         }
+        dg[a] += ga_sum;
+        dh[a] += ha_sum;
     }
     double scale = 1.0;
     if (norm && sum_lambda > 0) scale = log2(1.0 + sum_lambda) / sum_lambda;
