@@ -363,6 +363,50 @@ static void test_early_stopping_keeps_best(void **state) {
     rk_synth_free(&tr), rk_synth_free(&va);
 }
 
+/* The linear ranker with early stopping keeps the best epoch: its
+ * weights equal an unstopped run of that many epochs (the learning-rate
+ * schedule and the pair draws do not depend on the epoch count). */
+static void test_linear_early_stopping(void **state) {
+    (void)state;
+    rk_synth tr, va;
+    assert_int_equal(rk_synth_make(&tr, 40, 30, 6, 91), 0);
+    assert_int_equal(rk_synth_make(&va, 40, 30, 6, 92), 0);
+    rf_ranker_opts o;
+    rf_ranker_opts_default(&o);
+    o.kind = RF_RANKER_LINEAR;
+    o.epochs = 25;
+    o.lin_lr = 0.5;
+    o.early_stop = 3;
+    rf_ranker *a = NULL;
+    assert_int_equal(rf_ranker_fit(&o, &tr.d, &va.d, &a, NULL), 0);
+    /* the stopping rule replayed on unstopped runs of 1, 2, ... epochs */
+    double best = -1;
+    int best_e = 0;
+    rf_ranker *pick = NULL;
+    for (int e = 1; e <= 25; e++) {
+        rf_ranker_opts oe = o;
+        oe.epochs = e;
+        oe.early_stop = 0;
+        rf_ranker *m = NULL;
+        assert_int_equal(rf_ranker_fit(&oe, &tr.d, &va.d, &m, NULL), 0);
+        double v = model_ndcg(m, &va.d);
+        if (v > best) {
+            best = v;
+            best_e = e;
+            rf_ranker_free(pick);
+            pick = m;
+        }
+        else
+            rf_ranker_free(m);
+        if (e - best_e >= o.early_stop) break;
+    }
+    print_message("linear early stopping: best epoch %d, valid NDCG@10 %.4f\n", best_e, best);
+    assert_memory_equal(a->w, pick->w, 6 * sizeof *a->w);
+    rf_ranker_free(a);
+    rf_ranker_free(pick);
+    rk_synth_free(&tr), rk_synth_free(&va);
+}
+
 /* ---- determinism ------------------------------------------------------------ */
 
 static void test_threads_same_model(void **state) {
@@ -791,6 +835,7 @@ int main(void) {
         cmocka_unit_test(test_ndcg_hand),
         cmocka_unit_test(test_learning),
         cmocka_unit_test(test_early_stopping_keeps_best),
+        cmocka_unit_test(test_linear_early_stopping),
         cmocka_unit_test(test_threads_same_model),
         cmocka_unit_test(test_predict_matches_reference),
         cmocka_unit_test(test_contrib_sums_to_score),

@@ -12,7 +12,10 @@
  * uniformly, and w takes an SGD step
  * on log(1 + exp(-(s_i - s_j))) + lin_l2/2 |w|^2. The learning rate
  * decays as lin_lr / (1 + epoch). Serial, so the model is the same for
- * every thread count. */
+ * every thread count. With validation data and early_stop > 0 the
+ * validation NDCG@ndcg_at is measured after every epoch and the best
+ * epoch's weights are kept (training stops after early_stop epochs
+ * without a better one). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 #include "rank_int.h"
 #include "recfuse/binfile.h"
 #include "recfuse/error.h"
+#include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/rng.h"
 
@@ -38,13 +42,16 @@ static inline float zval(const rf_ranker *r, const float *x, int32_t j) {
     return isfinite(v) ? (v - r->mean[j]) * r->inv_std[j] : 0.0f;
 }
 
-int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, rf_err *err) {
+int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, const rf_rank_data *valid,
+                  rf_ranker *r, rf_err *err) {
     const int32_t nf = d->n_feats;
     if (d->n_groups > INT32_MAX)
         return rf_err_set(err, RF_EINVAL, "ranker: %lld groups (at most %d)",
                           (long long)d->n_groups, INT32_MAX);
     int32_t *gorder = NULL, *lower = NULL;
-    double *sum = NULL, *sq = NULL, *wd = NULL, *zi = NULL;
+    double *sum = NULL, *sq = NULL, *wd = NULL, *zi = NULL, *wbest = NULL;
+    float *vs = NULL;
+    const int use_valid = valid && o->early_stop > 0;
     int64_t *cnt = NULL;
     r->w = rf_calloc((size_t)nf, sizeof *r->w);
     r->mean = rf_calloc((size_t)nf, sizeof *r->mean);
@@ -56,10 +63,15 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
     cnt = rf_calloc((size_t)nf, sizeof *cnt);
     lower = rf_malloc_array((size_t)(d->n_rows ? d->n_rows : 1), sizeof *lower);
     gorder = rf_malloc_array((size_t)(d->n_groups ? d->n_groups : 1), sizeof *gorder);
+    if (use_valid) {
+        wbest = rf_calloc((size_t)nf, sizeof *wbest);
+        vs = rf_malloc_array((size_t)(valid->n_rows ? valid->n_rows : 1), sizeof *vs);
+    }
     if (!r->w || !r->mean || !r->inv_std || !sum || !sq || !wd || !zi || !cnt || !lower ||
-        !gorder) {
+        !gorder || (use_valid && (!wbest || !vs))) {
+    nomem:
         rf_free(sum), rf_free(sq), rf_free(wd), rf_free(zi), rf_free(cnt);
-        rf_free(lower), rf_free(gorder);
+        rf_free(lower), rf_free(gorder), rf_free(wbest), rf_free(vs);
         return rf_err_set(err, RF_ENOMEM, "ranker: out of memory (linear, %lld groups)",
                           (long long)d->n_groups);
     }
@@ -93,6 +105,8 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
     rf_rng rng;
     rf_rng_stream(&rng, o->seed, 0x11ea);
     for (int64_t q = 0; q < d->n_groups; q++) gorder[q] = (int32_t)q;
+    double best = -1;
+    int best_ep = 0;
     for (int ep = 0; ep < o->epochs; ep++) {
         const double lr = o->lin_lr / (1.0 + ep);
         rf_rng_shuffle_i32(&rng, gorder, d->n_groups);
@@ -117,10 +131,27 @@ int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *d, rf_ranker *r, 
                     wd[k] += lr * (coef * zi[k] - o->lin_l2 * wd[k]);
             }
         }
+        if (!use_valid) continue;
+        /* early stopping: validation NDCG of the weights after this epoch */
+        for (int32_t j = 0; j < nf; j++) r->w[j] = (float)wd[j];
+        rk_linear_predict(r, valid->x, valid->n_rows, vs);
+        double v = rf_rank_ndcg(valid, vs, o->ndcg_at);
+        if (isnan(v)) goto nomem;
+        if (v > best) {
+            best = v;
+            best_ep = ep + 1;
+            memcpy(wbest, wd, (size_t)nf * sizeof *wd);
+        }
+        if (ep + 1 - best_ep >= o->early_stop) break;
+    }
+    if (use_valid) {
+        memcpy(wd, wbest, (size_t)nf * sizeof *wd);
+        rf_log(RF_LOG_INFO, "ranker.fit", "kind=linear epochs=%d valid_ndcg@%d=%.6f", best_ep,
+               o->ndcg_at, best);
     }
     for (int32_t j = 0; j < nf; j++) r->w[j] = (float)wd[j];
     rf_free(sum), rf_free(sq), rf_free(wd), rf_free(zi), rf_free(cnt);
-    rf_free(lower), rf_free(gorder);
+    rf_free(lower), rf_free(gorder), rf_free(wbest), rf_free(vs);
     return 0;
 }
 

@@ -175,8 +175,8 @@ void rk_gbdt_contrib(const rf_ranker *r, const float *x, float *contrib, float *
 int rk_gbdt_save(const rf_ranker *r, struct rf_writer *w);
 int rk_gbdt_load(struct rf_reader *rd, rf_ranker *r, struct rf_err *err);
 
-int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *train, rf_ranker *r,
-                  struct rf_err *err);
+int rk_linear_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_rank_data *valid,
+                  rf_ranker *r, struct rf_err *err);
 void rk_linear_predict(const rf_ranker *r, const float *x, int64_t n, float *out);
 void rk_linear_contrib(const rf_ranker *r, const float *x, float *contrib, float *bias);
 int rk_linear_save(const rf_ranker *r, struct rf_writer *w);

@@ -173,7 +173,7 @@ int rf_ranker_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_r
     r->n_feats = train->n_feats;
     r->opts = *o;
     rc = o->kind == RF_RANKER_GBDT ? rk_gbdt_fit(o, train, valid, r, err)
-                                   : rk_linear_fit(o, train, r, err);
+                                   : rk_linear_fit(o, train, valid, r, err);
     if (rc) {
         rf_ranker_free(r);
         return rc;
