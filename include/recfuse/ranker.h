@@ -50,9 +50,10 @@ typedef struct rf_ranker_opts {
     double feature_fraction; /* share of features tried per tree, (0, 1] */
     double row_fraction;     /* share of groups sampled per tree, (0, 1] */
     int ndcg_at;             /* truncation of the lambda weights; 0 = none */
-    int early_stop;          /* stop after this many rounds without a better
-                                validation NDCG@ndcg_at (needs valid data);
-                                0 = off. The model keeps the best round. */
+    int early_stop;          /* stop after this many rounds (linear: epochs)
+                                without a better validation NDCG@ndcg_at
+                                (needs valid data); 0 = off. The model keeps
+                                the best round (epoch). */
     /* linear (pairwise logistic loss on sampled pairs, SGD) */
     int epochs;
     double lin_lr, lin_l2;
@@ -80,8 +81,12 @@ int rf_ranker_opts_parse(rf_ranker_opts *o, const char *kvs, struct rf_err *err)
 typedef struct rf_ranker rf_ranker;
 
 /* Train on `train`; `valid` (may be NULL) is used for early stopping
- * only. RF_EINVAL for inconsistent data (sizes, offsets, NAN/negative
- * labels: the message names the row) or options; RF_ENOMEM. */
+ * only (both kinds). Both are borrowed for the call; the model owns all
+ * its memory. RF_EINVAL for inconsistent data (sizes, offsets, NAN,
+ * infinite or negative labels: the message names the row and group; a
+ * valid set with another feature count) or options; RF_ETOOBIG for
+ * histograms that cannot fit (leaves x features x bins); RF_ENOMEM. *out
+ * is NULL on error. */
 int rf_ranker_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_rank_data *valid,
                   rf_ranker **out, struct rf_err *err);
 void rf_ranker_free(rf_ranker *r); /* NULL is a no-op */
