@@ -407,6 +407,46 @@ static void test_linear_early_stopping(void **state) {
     rk_synth_free(&tr), rk_synth_free(&va);
 }
 
+/* Empty groups, single-row groups and groups without a positive mixed
+ * with ordinary ones: both kinds train, with validation, and NDCG skips
+ * what has no positive. */
+static void test_odd_groups(void **state) {
+    (void)state;
+    enum { NF = 4 };
+    const int64_t sizes[] = {0, 1, 25, 0, 40, 2, 1, 30, 0};
+    const int ng = sizeof sizes / sizeof *sizes;
+    int64_t grp[16] = {0};
+    for (int q = 0; q < ng; q++) grp[q + 1] = grp[q] + sizes[q];
+    const int64_t n = grp[ng];
+    float *x = malloc(n * NF * sizeof *x), *lab = malloc(n * sizeof *lab);
+    rf_rng r;
+    rf_rng_seed(&r, 101);
+    for (int64_t i = 0; i < n; i++) {
+        for (int f = 0; f < NF; f++) x[i * NF + f] = (float)rf_rng_normal(&r);
+        lab[i] = x[i * NF] > 0.5f ? 1.0f : 0.0f;
+    }
+    for (int64_t i = grp[7]; i < grp[8]; i++) lab[i] = 0; /* no positive */
+    rf_rank_data d = {.n_rows = n, .n_feats = NF, .x = x, .label = lab, .n_groups = ng,
+                      .group = grp};
+    for (int kind = 0; kind < 2; kind++) {
+        rf_ranker_opts o;
+        rf_ranker_opts_default(&o);
+        o.kind = (rf_ranker_kind)kind;
+        o.n_trees = 30;
+        o.min_leaf = 2;
+        rf_ranker *m = NULL;
+        rf_err err;
+        assert_int_equal(rf_ranker_fit(&o, &d, &d, &m, &err), 0);
+        float *p = malloc(n * sizeof *p);
+        rf_ranker_predict(m, x, n, p);
+        double v = rf_rank_ndcg(&d, p, 10);
+        assert_true(v > 0.9); /* the label is a threshold on feature 0 */
+        free(p);
+        rf_ranker_free(m);
+    }
+    free(x), free(lab);
+}
+
 /* ---- determinism ------------------------------------------------------------ */
 
 static void test_threads_same_model(void **state) {
@@ -836,6 +876,7 @@ int main(void) {
         cmocka_unit_test(test_learning),
         cmocka_unit_test(test_early_stopping_keeps_best),
         cmocka_unit_test(test_linear_early_stopping),
+        cmocka_unit_test(test_odd_groups),
         cmocka_unit_test(test_threads_same_model),
         cmocka_unit_test(test_predict_matches_reference),
         cmocka_unit_test(test_contrib_sums_to_score),
