@@ -808,6 +808,11 @@ static void test_bad_input(void **state) {
     tr.label[17] = -1;
     assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, &err), RF_EINVAL);
     assert_non_null(strstr(err.msg, "row 17"));
+    tr.label[17] = INFINITY;
+    assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, &err), RF_EINVAL);
+    tr.label[17] = 40;
+    assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, &err), RF_EINVAL);
+    assert_non_null(strstr(err.msg, "label 40 is not in [0, 31]"));
     tr.label[17] = 1;
     tr.group[2] = 5; /* before group[1] = 10 */
     assert_int_equal(rf_ranker_fit(&o, &tr.d, NULL, &m, &err), RF_EINVAL);

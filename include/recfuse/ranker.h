@@ -28,7 +28,8 @@ typedef struct rf_rank_data {
     int64_t n_rows;
     int32_t n_feats;
     const float *x;       /* n_rows x n_feats, row-major; NAN = missing */
-    const float *label;   /* n_rows graded relevances, finite, >= 0 */
+    const float *label;   /* n_rows graded relevances in [0, 31] (gain
+                             2^label - 1), not necessarily integers */
     int64_t n_groups;
     const int64_t *group; /* n_groups + 1 offsets: rows of group q are
                              [group[q], group[q+1]); group[0] = 0,
@@ -82,9 +83,9 @@ typedef struct rf_ranker rf_ranker;
 
 /* Train on `train`; `valid` (may be NULL) is used for early stopping
  * only (both kinds). Both are borrowed for the call; the model owns all
- * its memory. RF_EINVAL for inconsistent data (sizes, offsets, NAN,
- * infinite or negative labels: the message names the row and group; a
- * valid set with another feature count) or options; RF_ETOOBIG for
+ * its memory. RF_EINVAL for inconsistent data (sizes, offsets, a label
+ * NAN or outside [0, 31]: the message names the row and group; a valid
+ * set with another feature count) or options; RF_ETOOBIG for
  * histograms that cannot fit (leaves x features x bins); RF_ENOMEM. *out
  * is NULL on error. */
 int rf_ranker_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_rank_data *valid,

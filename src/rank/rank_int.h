@@ -14,6 +14,10 @@ struct rf_err;
 struct rf_writer;
 struct rf_reader;
 
+/* Largest label: NDCG gains are 2^label - 1 (LightGBM's label_gain has
+ * 31 entries too). */
+#define RK_MAX_LABEL 31
+
 /* ---- model ---------------------------------------------------------------- */
 
 /* One internal node of a regression tree. child[c] >= 0 is an internal

@@ -125,11 +125,10 @@ static int check_data(const rf_rank_data *d, const char *what, rf_err *err) {
     for (int64_t i = 0; i < d->n_rows; i++) {
         while (d->group[q + 1] <= i) q++;
         float l = d->label[i];
-        if (!isfinite(l) || l < 0)
+        if (!(l >= 0 && l <= RK_MAX_LABEL)) /* also NAN; the gain 2^l - 1 must stay finite */
             return rf_err_set(err, RF_EINVAL,
-                              "ranker: %s data: row %lld (group %lld): label %g is not a finite "
-                              "value >= 0",
-                              what, (long long)i, (long long)q, (double)l);
+                              "ranker: %s data: row %lld (group %lld): label %g is not in [0, %d]",
+                              what, (long long)i, (long long)q, (double)l, RK_MAX_LABEL);
     }
     return 0;
 }
