@@ -21,7 +21,8 @@
 #include "events.h"
 
 struct rf_err;
-struct rf_catalog; /* store.h */
+struct rf_catalog;    /* store.h */
+struct rf_user_table; /* store.h */
 
 /* The weight of one event is
  *     type_weight[type] * (use_value ? value : 1) * decay(ts)
@@ -78,6 +79,10 @@ typedef struct rf_dataset {
      *            "rules" for session baskets. */
     const struct rf_catalog *catalog;
     const rf_events *events;
+    /* Optional, borrowed like catalog: the users' demographics (store.h's
+     * rf_user_table, rows matched to users by id string) - used by
+     * "fusion" for its user features. */
+    const struct rf_user_table *user_table;
 } rf_dataset;
 
 /* Build the dataset of `ev` (which must outlive it: the id maps are

@@ -71,6 +71,7 @@ int rf_cmd_train(rf_args *a) {
     rf_events *ev = NULL;
     rf_dataset *d = NULL;
     rf_catalog *cat = NULL; /* side data for models: content uses the catalog */
+    rf_user_table *utab = NULL; /* fusion: demographics */
     rf_model *m = NULL;
     char *names_copy = NULL;
     int status = 1;
@@ -142,7 +143,9 @@ int rf_cmd_train(rf_args *a) {
     double t0 = rf_mono();
     if (rf_dataset_build(ev, &opts, &d, &err)) goto fail;
     if (rf_store_load_catalog(s, &cat, &err)) goto fail;
+    if (rf_store_load_users(s, &utab, &err)) goto fail;
     d->catalog = cat; /* content: item attributes */
+    d->user_table = utab; /* fusion: demographics */
     d->events = ev;   /* rules: session baskets */
     rf_log(RF_LOG_INFO, "train.dataset", "users=%d items=%d nnz=%lld events=%lld seconds=%.2f",
            d->n_users, d->n_items, (long long)d->ui->nnz, (long long)ev->n, rf_mono() - t0);
@@ -171,6 +174,7 @@ fail:
     rf_model_free(m);
     rf_dataset_free(d);
     rf_catalog_free(cat);
+    rf_user_table_free(utab);
     rf_events_free(ev);
     rf_store_close(s);
     return status;

@@ -245,6 +245,7 @@ void rf_evalrun_free(rf_evalrun *r) {
     rf_free(r->category);
     rf_free(r->price);
     rf_catalog_free(r->catalog);
+    rf_user_table_free(r->user_table);
     rf_events_free(r->ev);
     memset(r, 0, sizeof *r);
 }
@@ -259,6 +260,8 @@ int rf_evalrun_load(rf_store *st, rf_evalrun *r, rf_err *err) {
         return rf_err_set(err, RF_ENOTFOUND, "%s holds no interactions (run 'recfuse import' first)",
                           rf_store_dir(st));
     if ((rc = rf_store_load_catalog(st, &r->catalog, err)))
+        return rc;
+    if ((rc = rf_store_load_users(st, &r->user_table, err)))
         return rc;
     return side_info(r, err);
 }
@@ -306,6 +309,7 @@ int rf_evalrun_prepare(rf_store *st, const rf_evalrun_opts *o, int fold, rf_eval
     if ((rc = rf_dataset_build(r->train_ev, &r->dopts, &r->train, err)))
         return rc;
     r->train->catalog = r->catalog;  /* content: item attributes (not leakage) */
+    r->train->user_table = r->user_table; /* fusion: demographics */
     r->train->events = r->train_ev;  /* rules: session baskets of the train part only */
     if ((rc = rf_eval_relevance(r->test_ev, r->train->n_users, r->train->n_items, &r->test, err)))
         return rc;

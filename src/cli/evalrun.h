@@ -39,6 +39,7 @@ void rf_evalrun_usage(FILE *out, int is_tune);
 typedef struct rf_evalrun {
     rf_events *ev;          /* the store's events (owner of the id maps) */
     rf_catalog *catalog;    /* the store's items (side data, ILD, Rev) */
+    rf_user_table *user_table; /* the store's users (fusion's demographics) */
     int32_t *category;      /* dense item id -> category id, or NULL */
     double *price;          /* dense item id -> price (NAN), or NULL */
     int32_t n_side;

@@ -11,6 +11,8 @@
  *         (days since the last event), days (log1p active days), money
  *         (log1p purchase value)
  *   context: hour, weekday (UTC) of the user's last event
+ *   demographics (user table): user.age, user.gender (0 male, 1 female),
+ *         user.segment (an id) - at the end of the row
  *   item: pop (log1p users), trend (log1p users in the last 7 days),
  *         trend_share (trend - pop), price (log1p), age (rank share by
  *         time since created / first seen), stock (log1p), cat_match (share of the
@@ -38,7 +40,8 @@ static const char *const other_feat[] = {
     "n_prop",  "user.hist",  "user.events", "user.recency",   "user.days",
     "user.money", "ctx.hour", "ctx.weekday", "item.pop",      "item.trend",
     "item.trend_share", "item.price", "item.age", "item.stock", "item.cat_match",
-    "item.price_rel", "item.pop_share", "item.trend_share_rank",
+    "item.price_rel", "item.pop_share", "item.trend_share_rank", "user.age", "user.gender",
+    "user.segment",
 };
 #define N_OTHER ((int)(sizeof other_feat / sizeof other_feat[0]))
 
@@ -73,6 +76,7 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
     const int nf = fu_n_feats(f), nc = f->n_ch;
     /* user-level values */
     float u_hist = (float)log1p((double)h->n), u_events, u_rec, u_days, u_money;
+    float u_age = NAN, u_gender = NAN, u_seg = NAN;
     int64_t last = 0;
     if (user >= 0 && user < side->n_users) {
         u_events = side->u_events[user];
@@ -80,6 +84,9 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
         u_days = side->u_days[user];
         u_money = side->u_money[user];
         last = side->u_last[user];
+        u_age = side->u_age[user];
+        u_gender = side->u_gender[user];
+        u_seg = side->u_segment[user];
     } else {
         u_events = u_hist;
         u_days = NAN;
@@ -140,6 +147,9 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
         o[15] = isfinite(side->price[j]) && isfinite(pmean) ? side->price[j] - pmean : NAN;
         o[16] = side->pop[j];
         o[17] = side->trend[j];
+        o[18] = u_age;
+        o[19] = u_gender;
+        o[20] = u_seg;
     }
     if (hc != hc_local) rf_free(hc);
 }

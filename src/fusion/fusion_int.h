@@ -81,6 +81,9 @@ typedef struct fu_side {
     float *u_days;     /* n_users: log1p(distinct active days) */
     float *u_money;    /* n_users: log1p(sum of purchase value x price) */
     int64_t *u_last;   /* n_users: last event time (0: none) */
+    float *u_age;      /* n_users: age, NAN unknown (user table) */
+    float *u_gender;   /* n_users: 0 male, 1 female, NAN other/unknown */
+    float *u_segment;  /* n_users: segment id (an id, not an order), NAN */
     char **cat_names;  /* n_cats category paths (for explanations) */
 } fu_side;
 
@@ -120,7 +123,8 @@ static inline int fu_cmp_i32(const void *a, const void *b) {
 
 /* ---- side.c ---- */
 int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
-                  const struct rf_catalog *cat, struct rf_err *err);
+                  const struct rf_catalog *cat, const struct rf_user_table *users,
+                  struct rf_err *err);
 void fu_side_free(fu_side *s);
 int fu_side_save(const fu_side *s, struct rf_writer *w);
 int fu_side_load(fu_side *s, struct rf_reader *r, int32_t n_users, int32_t n_items,

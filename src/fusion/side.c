@@ -67,6 +67,9 @@ void fu_side_free(fu_side *s) {
     rf_free(s->u_days);
     rf_free(s->u_money);
     rf_free(s->u_last);
+    rf_free(s->u_age);
+    rf_free(s->u_gender);
+    rf_free(s->u_segment);
     if (s->cat_names)
         for (int32_t i = 0; i < s->n_cats; i++) rf_free(s->cat_names[i]);
     rf_free(s->cat_names);
@@ -90,14 +93,42 @@ static int side_alloc(fu_side *s, int32_t nu, int32_t ni) {
     s->u_days = rf_calloc(u, sizeof(float));
     s->u_money = rf_calloc(u, sizeof(float));
     s->u_last = rf_calloc(u, sizeof(int64_t));
+    s->u_age = rf_calloc(u, sizeof(float));
+    s->u_gender = rf_calloc(u, sizeof(float));
+    s->u_segment = rf_calloc(u, sizeof(float));
     return s->pop && s->trend && s->pop_log && s->trend_log && s->price && s->age && s->stock && s->cat && s->u_events &&
-                   s->u_recency && s->u_days && s->u_money && s->u_last
+                   s->u_recency && s->u_days && s->u_money && s->u_last && s->u_age &&
+                   s->u_gender && s->u_segment
                ? 0
                : RF_ENOMEM;
 }
 
+/* Demographics from the user table, matched by id string. */
+static int demographics(fu_side *s, const rf_dataset *d, const rf_user_table *t) {
+    for (int32_t u = 0; u < s->n_users; u++) s->u_age[u] = s->u_gender[u] = s->u_segment[u] = NAN;
+    if (!t) return 0;
+    rf_idmap *segs;
+    if (rf_idmap_new(&segs)) return RF_ENOMEM;
+    int rc = 0;
+    for (int64_t r = 0; r < t->n && rc == 0; r++) {
+        const rf_user_info *ui = &t->users[r];
+        int32_t u = ui->id ? rf_idmap_find(d->users, ui->id, strlen(ui->id)) : -1;
+        if (u < 0 || u >= s->n_users) continue;
+        if (ui->age >= 0) s->u_age[u] = (float)ui->age;
+        if (ui->gender && (ui->gender[0] == 'M' || ui->gender[0] == 'm')) s->u_gender[u] = 0;
+        if (ui->gender && (ui->gender[0] == 'F' || ui->gender[0] == 'f')) s->u_gender[u] = 1;
+        int32_t id;
+        if (ui->segment && *ui->segment) {
+            if (rf_idmap_put(segs, ui->segment, strlen(ui->segment), &id, NULL)) rc = RF_ENOMEM;
+            else s->u_segment[u] = (float)id;
+        }
+    }
+    rf_idmap_free(segs);
+    return rc;
+}
+
 int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
-                  const struct rf_catalog *cat, rf_err *err) {
+                  const struct rf_catalog *cat, const rf_user_table *users, rf_err *err) {
     memset(s, 0, sizeof *s);
     const int32_t ni = d->n_items, nu = d->n_users;
     int64_t *first = NULL, *day = NULL;
@@ -176,6 +207,7 @@ int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
         s->u_recency[u] =
             s->u_last[u] > 0 ? (float)((double)(s->now - s->u_last[u]) / 86400.0) : NAN;
     }
+    if (demographics(s, d, users)) goto fail;
     s->n_cats = rf_idmap_size(cats);
     s->cat_names = rf_calloc((size_t)(s->n_cats ? s->n_cats : 1), sizeof(char *));
     if (!s->cat_names) goto fail;
@@ -215,6 +247,9 @@ int fu_side_save(const fu_side *s, rf_writer *w) {
     rc |= rf_writer_put(w, s->u_days, nu * sizeof(float));
     rc |= rf_writer_put(w, s->u_money, nu * sizeof(float));
     rc |= rf_writer_put(w, s->u_last, nu * sizeof(int64_t));
+    rc |= rf_writer_put(w, s->u_age, nu * sizeof(float));
+    rc |= rf_writer_put(w, s->u_gender, nu * sizeof(float));
+    rc |= rf_writer_put(w, s->u_segment, nu * sizeof(float));
     for (int32_t c = 0; c < s->n_cats; c++) rc |= rf_writer_str(w, s->cat_names[c]);
     return rc ? RF_EIO : 0;
 }
@@ -242,7 +277,10 @@ int fu_side_load(fu_side *s, rf_reader *r, int32_t n_users, int32_t n_items, rf_
         (rc = rf_reader_get(r, s->u_recency, fu, err)) ||
         (rc = rf_reader_get(r, s->u_days, fu, err)) ||
         (rc = rf_reader_get(r, s->u_money, fu, err)) ||
-        (rc = rf_reader_get(r, s->u_last, (size_t)nu * sizeof(int64_t), err)))
+        (rc = rf_reader_get(r, s->u_last, (size_t)nu * sizeof(int64_t), err)) ||
+        (rc = rf_reader_get(r, s->u_age, fu, err)) ||
+        (rc = rf_reader_get(r, s->u_gender, fu, err)) ||
+        (rc = rf_reader_get(r, s->u_segment, fu, err)))
         goto fail;
     for (int64_t i = 0; i < ni; i++)
         if (s->cat[i] < -1 || s->cat[i] >= nc) {

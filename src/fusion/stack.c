@@ -58,6 +58,7 @@ int fu_channel_fit(int kind, const rf_dataset_opts *opts, const rf_dataset *d, r
         if (rc == 0) {
             own->catalog = d->catalog;
             own->events = d->events;
+            own->user_table = d->user_table;
             rc = rf_model_fit(m, own, err);
         }
         rf_dataset_free(own);
@@ -248,6 +249,7 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
     if ((rc = rf_dataset_build(sp.train, &m->data_opts, &d1, err))) goto done;
     d1->catalog = d->catalog;
     d1->events = sp.train;
+    d1->user_table = d->user_table;
     double t0 = rf_mono();
     if ((rc = fit_channels(f, &m->data_opts, d1, ch1, err))) goto done;
     if (f->hook) f->hook(f->hook_ud, d1, sp.test);
@@ -257,7 +259,7 @@ static int learn_on_slice(rf_model *m, const rf_dataset *d, rf_err *err) {
     memset(f1.fixed, 0, sizeof f1.fixed);
     memset(f1.fixed_order, 0, sizeof f1.fixed_order);
     if ((rc = fu_fixed_init(&f1, d->n_items, err))) goto done;
-    if ((rc = fu_side_build(&f1.side, d1, sp.train, d->catalog, err))) goto done;
+    if ((rc = fu_side_build(&f1.side, d1, sp.train, d->catalog, d->user_table, err))) goto done;
     rf_log(RF_LOG_INFO, "fusion.stage1", "channels=%d slice_events=%lld seconds=%.2f", f->n_ch,
            (long long)sp.test->n, rf_mono() - t0);
 
@@ -446,7 +448,7 @@ int fu_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     if (rc) return rc;
     double t0 = rf_mono();
     if ((rc = fit_channels(f, &m->data_opts, d, f->ch, err))) return rc;
-    if ((rc = fu_side_build(&f->side, d, d->events, d->catalog, err))) return rc;
+    if ((rc = fu_side_build(&f->side, d, d->events, d->catalog, d->user_table, err))) return rc;
     if ((rc = fu_fixed_init(f, d->n_items, err))) return rc;
     rf_log(RF_LOG_INFO, "fusion.refit", "channels=%d seconds=%.2f", f->n_ch, rf_mono() - t0);
     return 0;
