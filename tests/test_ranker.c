@@ -710,6 +710,10 @@ static void test_save_load(void **state) {
             v = 0;
             memcpy(q + nodes_at + 8, &v, 4); /* child pointing at itself */
             assert_int_equal(load_payload(bad, q, len), RF_EFORMAT);
+            memcpy(q, p, len);
+            int64_t two = 2;
+            memcpy(q + 16 + 2 * 8, &two, 8); /* stored option leaves=2: trees too big */
+            assert_int_equal(load_payload(bad, q, len), RF_EFORMAT);
             free(q);
         }
         free(p);

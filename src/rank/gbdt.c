@@ -441,7 +441,10 @@ int rk_gbdt_pack(rf_ranker *r, rf_err *err) {
     r->pn = NULL;
     r->pval = NULL;
     r->depth = NULL;
-    if (2 * (int64_t)r->n_feats > UINT16_MAX) return 0; /* predict walks rk_node */
+    /* 16-bit feature and node indices; else predict walks rk_node */
+    if (2 * (int64_t)r->n_feats > UINT16_MAX) return 0;
+    for (int t = 0; t < r->n_trees; t++)
+        if (2 * (r->node_off[t + 1] - r->node_off[t]) + 1 > UINT16_MAX) return 0;
     r->pn = rf_malloc_array((size_t)(total ? total : 1), sizeof *r->pn);
     r->pval = rf_malloc_array((size_t)(total ? total : 1), sizeof *r->pval);
     r->depth = rf_malloc_array((size_t)(r->n_trees ? r->n_trees : 1), sizeof *r->depth);
@@ -921,9 +924,10 @@ static int check_trees(const rf_ranker *r, rf_err *err) {
     for (int t = 0; t < r->n_trees && !rc; t++) {
         int64_t n0 = r->node_off[t], nn = r->node_off[t + 1] - n0;
         int64_t l0 = r->leaf_off[t], nl = r->leaf_off[t + 1] - l0;
-        if (nn < 0 || nl != nn + 1) {
-            rc = rf_err_set(err, RF_EFORMAT, "ranker: tree %d: %lld nodes but %lld leaves", t,
-                            (long long)nn, (long long)nl);
+        if (nn < 0 || nl != nn + 1 || nl > r->opts.max_leaves) {
+            rc = rf_err_set(err, RF_EFORMAT,
+                            "ranker: tree %d: %lld nodes and %lld leaves (at most %d leaves)", t,
+                            (long long)nn, (long long)nl, r->opts.max_leaves);
             break;
         }
         uint8_t *sn = seen + n0, *sl = seen + nn_all + l0;
