@@ -506,53 +506,39 @@ int rk_gbdt_pack(rf_ranker *r, rf_err *err) {
 
 /* Walk rows x0, x0 + w, ..., x0 + 7w (NAN-free copies) through trees a
  * and b together (16 independent load chains), depth steps each; add
- * a's leaf values, then b's (the same sums as tree by tree). b may be
- * NULL (then only a). */
+ * a's leaf values, then b's (the same sums as tree by tree). */
 static void walk8(const rk_pnode *na, const float *pa, const rk_pnode *nb, const float *pb,
                   int depth, const float *x0, int64_t w, double *acc) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    if (!nb) {
-        for (int s = 0; s < depth; s++) {
-            PSTEP(na, x0, a0);
-            PSTEP(na, x0 + w, a1);
-            PSTEP(na, x0 + 2 * w, a2);
-            PSTEP(na, x0 + 3 * w, a3);
-            PSTEP(na, x0 + 4 * w, a4);
-            PSTEP(na, x0 + 5 * w, a5);
-            PSTEP(na, x0 + 6 * w, a6);
-            PSTEP(na, x0 + 7 * w, a7);
-        }
-    }
-    else {
-        int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
-        for (int s = 0; s < depth; s++) {
-            PSTEP(na, x0, a0);
-            PSTEP(nb, x0, b0);
-            PSTEP(na, x0 + w, a1);
-            PSTEP(nb, x0 + w, b1);
-            PSTEP(na, x0 + 2 * w, a2);
-            PSTEP(nb, x0 + 2 * w, b2);
-            PSTEP(na, x0 + 3 * w, a3);
-            PSTEP(nb, x0 + 3 * w, b3);
-            PSTEP(na, x0 + 4 * w, a4);
-            PSTEP(nb, x0 + 4 * w, b4);
-            PSTEP(na, x0 + 5 * w, a5);
-            PSTEP(nb, x0 + 5 * w, b5);
-            PSTEP(na, x0 + 6 * w, a6);
-            PSTEP(nb, x0 + 6 * w, b6);
-            PSTEP(na, x0 + 7 * w, a7);
-            PSTEP(nb, x0 + 7 * w, b7);
-        }
-        /* a's values first: acc[j] += pa[.] below, then pb[.] */
-        acc[0] += pa[a0], acc[1] += pa[a1], acc[2] += pa[a2], acc[3] += pa[a3];
-        acc[4] += pa[a4], acc[5] += pa[a5], acc[6] += pa[a6], acc[7] += pa[a7];
-        acc[0] += pb[b0], acc[1] += pb[b1], acc[2] += pb[b2], acc[3] += pb[b3];
-        acc[4] += pb[b4], acc[5] += pb[b5], acc[6] += pb[b6], acc[7] += pb[b7];
-        return;
+    int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
+    for (int s = 0; s < depth; s++) {
+        PSTEP(na, x0, a0);
+        PSTEP(nb, x0, b0);
+        PSTEP(na, x0 + w, a1);
+        PSTEP(nb, x0 + w, b1);
+        PSTEP(na, x0 + 2 * w, a2);
+        PSTEP(nb, x0 + 2 * w, b2);
+        PSTEP(na, x0 + 3 * w, a3);
+        PSTEP(nb, x0 + 3 * w, b3);
+        PSTEP(na, x0 + 4 * w, a4);
+        PSTEP(nb, x0 + 4 * w, b4);
+        PSTEP(na, x0 + 5 * w, a5);
+        PSTEP(nb, x0 + 5 * w, b5);
+        PSTEP(na, x0 + 6 * w, a6);
+        PSTEP(nb, x0 + 6 * w, b6);
+        PSTEP(na, x0 + 7 * w, a7);
+        PSTEP(nb, x0 + 7 * w, b7);
     }
     acc[0] += pa[a0], acc[1] += pa[a1], acc[2] += pa[a2], acc[3] += pa[a3];
     acc[4] += pa[a4], acc[5] += pa[a5], acc[6] += pa[a6], acc[7] += pa[a7];
+    acc[0] += pb[b0], acc[1] += pb[b1], acc[2] += pb[b2], acc[3] += pb[b3];
+    acc[4] += pb[b4], acc[5] += pb[b5], acc[6] += pb[b6], acc[7] += pb[b7];
 }
+
+/* The partner of an odd last tree: one leaf of value +0, which leaves
+ * every sum as it is (a sum started at +0 is never -0). */
+static const rk_pnode zero_tree = {.thr = NAN, .feat = 0, .left = 0};
+static const float zero_value = 0.0f;
 
 /* DESIGN: rows are copied in blocks into a NAN-free buffer (each row
  * twice, NAN as -INF and as +INF, so a node's learned NAN side is just
@@ -593,25 +579,24 @@ void rk_gbdt_predict(const rf_ranker *r, const float *x, int64_t n, float *out) 
         }
         for (int t = 0; t < r->n_trees; t += 2) {
             const int64_t oa = 2 * r->node_off[t] + t;
-            const rk_pnode *na = r->pn + oa, *nb = NULL;
-            const float *pa = r->pval + oa, *pb = NULL;
-            int depth = r->depth[t];
+            const rk_pnode *na = r->pn + oa, *nb = &zero_tree;
+            const float *pa = r->pval + oa, *pb = &zero_value;
+            int da = r->depth[t], db = 0;
             if (t + 1 < r->n_trees) {
                 const int64_t ob = 2 * r->node_off[t + 1] + t + 1;
                 nb = r->pn + ob;
                 pb = r->pval + ob;
-                if (r->depth[t + 1] > depth) depth = r->depth[t + 1];
+                db = r->depth[t + 1];
             }
             int64_t k = 0;
-            for (; k + 8 <= bn; k += 8) walk8(na, pa, nb, pb, depth, buf + k * w, w, acc + k);
+            for (; k + 8 <= bn; k += 8)
+                walk8(na, pa, nb, pb, da > db ? da : db, buf + k * w, w, acc + k);
             for (; k < bn; k++) {
-                int32_t c = 0;
-                for (int s = 0; s < r->depth[t]; s++) PSTEP(na, buf + k * w, c);
-                acc[k] += pa[c];
-                if (!nb) continue;
-                c = 0;
-                for (int s = 0; s < r->depth[t + 1]; s++) PSTEP(nb, buf + k * w, c);
-                acc[k] += pb[c];
+                int32_t ca = 0, cb = 0;
+                for (int s = 0; s < da; s++) PSTEP(na, buf + k * w, ca);
+                for (int s = 0; s < db; s++) PSTEP(nb, buf + k * w, cb);
+                acc[k] += pa[ca];
+                acc[k] += pb[cb];
             }
         }
         for (int64_t k = 0; k < bn; k++) out[b0 + k] = (float)acc[k];
