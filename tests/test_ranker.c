@@ -580,6 +580,31 @@ static void test_contrib_sums_to_score(void **state) {
             if (fabs(s - pred) > 1e-4)
                 fail_msg("kind %d row %lld: bias + contrib %.6f vs score %.6f", kind,
                          (long long)i, s, pred);
+            if (kind == RF_RANKER_GBDT) {
+                /* reference Saabas on the stored nodes */
+                double rc[6] = {0}, rb = 0;
+                for (int t = 0; t < m->n_trees; t++) {
+                    const rk_node *nd = m->nodes + m->node_off[t];
+                    const float *lv = m->leaf + m->leaf_off[t];
+                    if (m->node_off[t + 1] == m->node_off[t]) {
+                        rb += lv[0];
+                        continue;
+                    }
+                    rb += nd[0].value;
+                    for (int32_t k = 0; k >= 0;) {
+                        float v = row[nd[k].feat];
+                        int left = isnan(v) ? nd[k].dleft : v <= nd[k].thr;
+                        int32_t ch = nd[k].child[!left];
+                        rc[nd[k].feat] += (ch >= 0 ? nd[ch].value : lv[~ch]) - nd[k].value;
+                        k = ch;
+                    }
+                }
+                assert_true(fabs(rb - bias) < 1e-5);
+                for (int f = 0; f < 6; f++)
+                    if (fabs(rc[f] - c[f]) > 1e-5)
+                        fail_msg("row %lld feature %d: contrib %.7f vs reference %.7f",
+                                 (long long)i, f, c[f], rc[f]);
+            }
         }
         rf_ranker_free(m);
     }

@@ -481,7 +481,7 @@ int rk_gbdt_pack(rf_ranker *r, rf_err *err) {
             p[k] = (rk_pnode){.thr = nd[c].thr,
                               .feat = (uint16_t)(nd[c].feat + (nd[c].dleft ? 0 : r->n_feats)),
                               .left = (uint16_t)tail};
-            pv[k] = 0;
+            pv[k] = nd[c].value; /* for contributions; predict reads leaves only */
             for (int s = 0; s < 2; s++) {
                 qc[tail] = nd[c].child[s];
                 qd[tail++] = qd[k] + 1;
@@ -603,9 +603,55 @@ void rk_gbdt_predict(const rf_ranker *r, const float *x, int64_t n, float *out) 
     }
 }
 
+#define CONTRIB_MAX_FEATS 512 /* fast path: stack copies of the row and sums */
+
+/* Saabas along the row's path in every tree. Fast path: the packed
+ * layout, where internal nodes keep their expected value in pval too,
+ * walked branch-free for the tree's depth (a leaf steps to itself and
+ * credits +0 to feature 0); sums in double. */
 void rk_gbdt_contrib(const rf_ranker *r, const float *x, float *contrib, float *bias) {
+    const int32_t nf = r->n_feats;
     double b = 0;
-    for (int32_t f = 0; f < r->n_feats; f++) contrib[f] = 0;
+    if (r->pn && nf <= CONTRIB_MAX_FEATS) {
+        float row[2 * CONTRIB_MAX_FEATS];
+        double acc[CONTRIB_MAX_FEATS];
+        for (int32_t f = 0; f < nf; f++) {
+            row[f] = isnan(x[f]) ? -INFINITY : x[f];
+            row[nf + f] = isnan(x[f]) ? INFINITY : x[f];
+            acc[f] = 0;
+        }
+        /* four trees at a time (a missing partner is the zero leaf), so
+         * four dependent load chains overlap */
+        for (int t0 = 0; t0 < r->n_trees; t0 += 4) {
+            const rk_pnode *nd[4];
+            const float *pv[4];
+            int32_t c[4] = {0, 0, 0, 0};
+            int depth = 0;
+            for (int j = 0; j < 4; j++) {
+                nd[j] = &zero_tree;
+                pv[j] = &zero_value;
+                if (t0 + j >= r->n_trees) continue;
+                const int64_t o = 2 * r->node_off[t0 + j] + t0 + j;
+                nd[j] = r->pn + o;
+                pv[j] = r->pval + o;
+                if (r->depth[t0 + j] > depth) depth = r->depth[t0 + j];
+                b += pv[j][0];
+            }
+            for (int s = 0; s < depth; s++)
+                for (int j = 0; j < 4; j++) {
+                    const rk_pnode *q = nd[j] + c[j];
+                    const uint32_t fd = q->feat;
+                    const int32_t next = q->left + (row[fd] > q->thr);
+                    acc[fd >= (uint32_t)nf ? fd - (uint32_t)nf : fd] +=
+                        (double)pv[j][next] - pv[j][c[j]];
+                    c[j] = next;
+                }
+        }
+        for (int32_t f = 0; f < nf; f++) contrib[f] = (float)acc[f];
+        *bias = (float)b;
+        return;
+    }
+    for (int32_t f = 0; f < nf; f++) contrib[f] = 0;
     for (int t = 0; t < r->n_trees; t++) {
         const rk_node *nd = r->nodes + r->node_off[t];
         int64_t nn = r->node_off[t + 1] - r->node_off[t];

@@ -37,7 +37,8 @@ typedef struct rk_node {
  * other (right = left + 1), so the next index is left + (x > thr) and
  * its load does not wait for the comparison. A leaf is a node that steps
  * to itself (thr = NAN, left = itself; its value in pval), so every row
- * can take the tree's depth in branch-free steps. feat indexes a row of
+ * can take the tree's depth in branch-free steps. pval of an internal
+ * node is its expected value (rk_node.value), for contributions. feat indexes a row of
  * 2 n_feats values: x with NAN as -INF (features 0..n_feats-1, for nodes
  * that send NAN left) and x with NAN as +INF (n_feats + f, NAN right).
  * Used when 2 n_feats fits in 16 bits (else predict walks rk_node). */
@@ -60,7 +61,7 @@ struct rf_ranker {
     double *gain; /* per node: split gain (importance) */
     float *leaf;
     rk_pnode *pn;     /* tree t at pn + 2 * node_off[t] + t: 2 nn + 1 nodes */
-    float *pval;      /* leaf values in the same layout (0 at internal nodes) */
+    float *pval;      /* leaf values (internal nodes: expected value) in that layout */
     int32_t *depth;   /* per tree: longest root-to-leaf path */
     /* linear: score = sum_j w[j] * (x[j] - mean[j]) * inv_std[j], NAN -> 0 */
     float *w, *mean, *inv_std;
