@@ -548,10 +548,17 @@ static void test_predict_matches_reference(void **state) {
     assert_int_equal(rf_ranker_fit(&o, &wide.d, NULL, &m, NULL), 0);
     float wout[200];
     rf_ranker_predict(m, wide.x, 200, wout);
+    float *wc = malloc(1100 * sizeof *wc), wb;
     for (int i = 0; i < 200; i++) {
         float ref = ref_predict(m, wide.x + (size_t)i * 1100);
         assert_memory_equal(&ref, &wout[i], sizeof ref);
+        /* contributions take the plain walk too */
+        rf_ranker_contrib(m, wide.x + (size_t)i * 1100, wc, &wb);
+        double sum = wb;
+        for (int f = 0; f < 1100; f++) sum += wc[f];
+        assert_true(fabs(sum - ref) < 1e-4);
     }
+    free(wc);
     rf_ranker_free(m);
     rk_synth_free(&wide);
 }
