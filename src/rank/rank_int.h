@@ -173,6 +173,8 @@ void rk_set_par_thresholds(int64_t hist_work, int64_t rows);
 
 int rk_gbdt_fit(const rf_ranker_opts *o, const rf_rank_data *train, const rf_rank_data *valid,
                 rf_ranker *r, struct rf_err *err);
+/* Score of row x in one tree (stored nodes; NAN to the learned side). */
+float rk_tree_eval(const rk_node *nd, int64_t n_nodes, const float *lv, const float *x);
 /* Build r->pn from the trees (after fit or load); RF_ENOMEM. */
 int rk_gbdt_pack(rf_ranker *r, struct rf_err *err);
 void rk_gbdt_predict(const rf_ranker *r, const float *x, int64_t n, float *out);
