@@ -66,6 +66,9 @@ static void usage(FILE *out) {
             "With --test FILE the trained models in DIR/models are scored against FILE\n"
             "(user item [value [timestamp]] like import), their history is the store\n"
             "(--sampled-negatives, --rating, --no-auc, --seed apply).\n\n"
+            "--models fusion (split mode) also evaluates every channel of the fused model\n"
+            "alone and its simple blends (rows blend:weighted, blend:rrf, blend:switch),\n"
+            "so the table compares them; --fusion-only evaluates the fused model alone.\n\n"
             "Default models: pop,itemknn. Default K: 10. JSON: DIR/eval/last.json.\n");
 }
 
