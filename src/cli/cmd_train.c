@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "recfuse/dataset.h"
+#include "recfuse/fusion.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
@@ -163,6 +164,7 @@ int rf_cmd_train(rf_args *a) {
         printf("trained %s: %d users, %d items, %lld interactions, fit %.2f s, params: %s -> %s\n",
                names[i], m->n_users, m->n_items, (long long)d->ui->nnz, m->fit_seconds,
                pbuf[0] ? pbuf : "(none)", path);
+        rf_fusion_describe(m, stdout); /* channels, ordering, top features */
         fflush(stdout);
         rf_model_free(m);
         m = NULL;
