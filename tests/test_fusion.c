@@ -172,31 +172,38 @@ static void hook(void *ud, const rf_dataset *d1, const rf_events *slice) {
     }
 }
 
-static void test_no_leak(void **state) {
-    (void)state;
-    fx f;
-    fx_init(&f);
+static void check_no_leak(fx *f, const char *params) {
     rf_model *m;
     rf_err err;
     assert_int_equal(rf_model_new("fusion", &m, &err), 0);
-    assert_int_equal(rf_model_set_params(m, FUSION_PARAMS, &err), 0);
+    assert_int_equal(rf_model_set_params(m, params, &err), 0);
     leak l = {0};
     fu_impl *fi = m->impl;
     fi->hook = hook;
     fi->hook_ud = &l;
     m->data_opts.binary = 1;
-    assert_int_equal(rf_model_fit(m, f.train, &err), 0);
-    printf("  slice events %lld, stage-1 entries %lld, train entries %lld\n",
-           (long long)l.slice_pairs, (long long)l.stage1_nnz, (long long)f.train->ui->nnz);
+    assert_int_equal(rf_model_fit(m, f->train, &err), 0);
+    printf("  %s slice: slice events %lld, stage-1 entries %lld, train entries %lld\n",
+           strstr(params, "slice=time") ? "time" : "user",
+           (long long)l.slice_pairs, (long long)l.stage1_nnz, (long long)f->train->ui->nnz);
     assert_true(l.slice_pairs > NU);      /* a real slice: ~3 pairs per user */
     assert_int_equal(l.leaked, 0);        /* none of them in the stage-1 data */
     /* stage 1 is the rest of train: train = stage 1 + slice */
-    assert_int_equal(l.stage1_nnz + l.slice_pairs, f.train->ui->nnz);
+    assert_int_equal(l.stage1_nnz + l.slice_pairs, f->train->ui->nnz);
     /* and the served channels are refit on everything */
     const rf_model *knn = rf_fusion_channel(m, "itemknn");
     assert_non_null(knn);
+    assert_int_equal(knn->n_users, f->train->n_users);
     assert_null(rf_fusion_channel(m, "ease"));
     rf_model_free(m);
+}
+
+static void test_no_leak(void **state) {
+    (void)state;
+    fx f;
+    fx_init(&f);
+    check_no_leak(&f, FUSION_PARAMS);               /* per-user slice (Protocol A rule) */
+    check_no_leak(&f, FUSION_PARAMS ",slice=time"); /* global time cut */
     fx_free(&f);
 }
 
