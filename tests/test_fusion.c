@@ -301,6 +301,33 @@ static void test_explain(void **state) {
     fx_free(&f);
 }
 
+/* A catalog above ease_max_items fits without the ease channel, and the
+ * saved parameters say so, so the file loads with the channels it has. */
+static void test_ease_limit(void **state) {
+    (void)state;
+    fx f;
+    fx_init(&f);
+    rf_model *m = fit(&f, "fusion", FUSION_PARAMS ",ease=20,ease_max_items=100");
+    assert_null(rf_fusion_channel(m, "ease"));
+    assert_non_null(rf_fusion_channel(m, "itemknn"));
+    char buf[2048];
+    rf_model_params_format(m, buf, sizeof buf);
+    assert_non_null(strstr(buf, "ease=0 "));
+    char *dir = rf_test_tmpdir("fusion-ease");
+    char path[512];
+    snprintf(path, sizeof path, "%s/f.rfm", dir);
+    rf_err err;
+    assert_int_equal(rf_model_save(m, path, &err), 0);
+    rf_model *c = NULL;
+    if (rf_model_load(path, &c, &err)) fail_msg("load: %s", err.msg);
+    assert_int_equal(rf_fusion_n_channels(c), rf_fusion_n_channels(m));
+    rf_model_free(c);
+    rf_model_free(m);
+    rf_test_rmtree(dir);
+    free(dir);
+    fx_free(&f);
+}
+
 static void test_errors(void **state) {
     (void)state;
     rf_model *m;
@@ -326,6 +353,7 @@ int main(void) {
         cmocka_unit_test(test_beats_channels),
         cmocka_unit_test(test_save_load_determinism),
         cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_ease_limit),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,6 +59,7 @@ typedef struct fu_params {
     int epochs;
     int switch_min;       /* switch: users with fewer history items are cold */
     int raw;              /* 1: the channels' raw scores are features too */
+    int ease_max_items;   /* the ease channel is switched off above this catalog size */
     int seed;
 } fu_params;
 

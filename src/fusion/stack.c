@@ -198,6 +198,12 @@ static int sample_users(const fu_params *p, int32_t *users, int64_t *lbeg, int64
     return 0;
 }
 
+static int fusion_params_empty(const fu_params *p) {
+    for (int k = 0; k < FU_N_KINDS; k++)
+        if (p->cand[k] > 0) return 0;
+    return 1;
+}
+
 /* Ranker options from the model parameters. */
 static void ranker_opts(const fu_params *p, rf_ranker_opts *o) {
     rf_ranker_opts_default(o);
@@ -422,8 +428,19 @@ done:
 }
 
 int fu_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
-    const fu_params *p = m->params;
+    fu_params *p = m->params;
     fu_impl *f = m->impl;
+    if (p->cand[FU_EASE] > 0 && p->ease_max_items > 0 && d->n_items > p->ease_max_items) {
+        /* EASE inverts a dense items x items matrix (n^3 / 3 multiply-adds,
+         * 4 n^2 bytes): off for large catalogs, and the stored parameters
+         * say so (the model file lists its channels through them) */
+        rf_log(RF_LOG_WARN, "fusion.channel",
+               "channel=ease items=%d ease_max_items=%d msg=\"catalog too large: channel off\"",
+               (int)d->n_items, p->ease_max_items);
+        p->cand[FU_EASE] = 0;
+        if (fusion_params_empty(p))
+            return rf_err_set(err, RF_EINVAL, "fusion: no channel left without ease");
+    }
     if (!d->events)
         return rf_err_set(err, RF_EINVAL,
                           "fusion: needs the training event log (rf_dataset.events) to cut the "

@@ -66,6 +66,8 @@ static const rf_param_def fusion_defs[] = {
     {"epochs", RF_P_INT, offsetof(fu_params, epochs), 20, 1, 10000, NULL, "linear ranker epochs"},
     {"switch_min", RF_P_INT, offsetof(fu_params, switch_min), 3, 0, 1000000, NULL,
      "switch blend: users with fewer history items get the cold channel"},
+    {"ease_max_items", RF_P_INT, offsetof(fu_params, ease_max_items), 20000, 0, 2147483647, NULL,
+     "catalogs larger than this fit without the ease channel (dense items x items; 0: no limit)"},
     {"raw", RF_P_INT, offsetof(fu_params, raw), 0, 0, 1, NULL,
      "1: the channels' raw scores are ranker features too (not scale-robust)"},
     {"seed", RF_P_INT, offsetof(fu_params, seed), 1, 0, 2147483647, NULL,
