@@ -328,6 +328,49 @@ static void test_ease_limit(void **state) {
     fx_free(&f);
 }
 
+/* Loading with the Nth allocation failing: a clean error every time until
+ * there are enough allocations, then a model that scores like the saved
+ * one (ASan checks nothing leaks on the way). */
+static void test_load_oom(void **state) {
+    (void)state;
+    fx f;
+    fx_init(&f);
+    rf_model *m = fit(&f, "fusion", FUSION_PARAMS);
+    char *dir = rf_test_tmpdir("fusion-oom");
+    char path[512];
+    snprintf(path, sizeof path, "%s/f.rfm", dir);
+    rf_err err;
+    assert_int_equal(rf_model_save(m, path, &err), 0);
+    int failures = 0, ok = 0;
+    /* every failure point up to 300, then every 41st (a load makes a few
+     * thousand allocations: the id maps of the model and its channels) */
+    for (long n = 0; n < 100000 && !ok; n += n < 300 ? 1 : 41) {
+        rf_model *c = NULL;
+        rf_mem_fail_after(n);
+        int rc = rf_model_load(path, &c, &err);
+        rf_mem_fail_after(-1);
+        if (rc) {
+            assert_null(c);
+            failures++;
+            continue;
+        }
+        ok = 1;
+        float a[NI], b[NI];
+        rf_hist h;
+        rf_hist_from_row(f.train, 3, &h);
+        assert_int_equal(rf_model_score_all(m, 3, &h, a, &err), 0);
+        assert_int_equal(rf_model_score_all(c, 3, &h, b, &err), 0);
+        assert_memory_equal(a, b, sizeof a);
+        rf_model_free(c);
+    }
+    printf("  load failed cleanly at %d failure points, then succeeded\n", failures);
+    assert_true(ok && failures > 20);
+    rf_model_free(m);
+    rf_test_rmtree(dir);
+    free(dir);
+    fx_free(&f);
+}
+
 static void test_errors(void **state) {
     (void)state;
     rf_model *m;
@@ -354,6 +397,7 @@ int main(void) {
         cmocka_unit_test(test_save_load_determinism),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_ease_limit),
+        cmocka_unit_test(test_load_oom),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
