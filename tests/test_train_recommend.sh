@@ -16,10 +16,10 @@ printf 'c\ti1\t1\t105\nc\ti4\t2\t106\nd\ti5\t3\t107\n' >> "$T/x.tsv"
 "$BIN" import --quiet --data "$D" --interactions "$T/x.tsv" > "$T/imp.out" 2>&1 \
   || { cat "$T/imp.out"; bad "import"; }
 
-# no --model: pop, trending, itemknn
+# no --model: pop, trending, itemknn, fusion
 if "$BIN" train --quiet --data "$D" > "$T/train.out" 2>&1; then ok "train default set"
 else cat "$T/train.out"; bad "train default set"; fi
-for m in pop trending itemknn; do
+for m in pop trending itemknn fusion; do
   [ -s "$D/models/$m.rfm" ] && ok "$m.rfm written" || bad "$m.rfm written"
   grep -q "^trained $m: .* fit " "$T/train.out" && ok "$m summary line" || bad "$m summary line"
 done
@@ -33,9 +33,12 @@ cmp -s "$T/rec.out" "$T/rec.want" && ok "pop lists, input order, history exclude
   || { diff "$T/rec.out" "$T/rec.want"; bad "pop lists"; }
 grep -q "3 users, 1 unknown" "$T/rec.err" && ok "unknown users counted" || { cat "$T/rec.err"; bad "unknown count"; }
 
-# default served model is itemknn; never a history item
+# default served model is the fused one; never a history item
 "$BIN" recommend --data "$D" --user c --k 10 > "$T/c.out" 2> "$T/c.err" || bad "recommend --user"
-grep -q "model itemknn" "$T/c.err" && ok "itemknn served by default" || { cat "$T/c.err"; bad "default model"; }
+grep -q "model fusion" "$T/c.err" && ok "fusion served by default" || { cat "$T/c.err"; bad "default model"; }
+grep -Eq '^c	' "$T/c.out" && ! grep -Eq '(	|,)(i1|i4)(,|$)' "$T/c.out" && ok "fusion excludes history" \
+  || { cat "$T/c.out"; bad "fusion excludes history"; }
+"$BIN" recommend --data "$D" --user c --k 10 --model itemknn > "$T/c.out" 2> "$T/c.err" || bad "recommend --user"
 grep -Eq '^c	' "$T/c.out" && ! grep -Eq '(	|,)(i1|i4)(,|$)' "$T/c.out" && ok "itemknn excludes history" \
   || { cat "$T/c.out"; bad "itemknn excludes history"; }
 

@@ -33,6 +33,19 @@ int rf_writer_commit(rf_writer *w, struct rf_err *err);
 /* Drop the temp file and free w. NULL is a no-op. */
 void rf_writer_abort(rf_writer *w);
 
+/* Embedded records (a model file holding other models): write the record
+ * into a memory writer (rf_writer_open_mem), then rf_writer_put_mem
+ * appends it to dst as i64 length + bytes and frees the memory writer in
+ * every case. Reading: rf_reader_limit reads the length and makes the
+ * record the whole visible payload (*beyond keeps the rest), so the
+ * record's own reader can check sizes against rf_reader_remaining;
+ * rf_reader_unlimit requires the record consumed exactly (RF_EFORMAT)
+ * and restores the rest. */
+int rf_writer_open_mem(rf_writer **out, struct rf_err *err);
+int rf_writer_put_mem(rf_writer *dst, rf_writer *mem, struct rf_err *err);
+int rf_reader_limit(rf_reader *r, int64_t *beyond, struct rf_err *err);
+int rf_reader_unlimit(rf_reader *r, int64_t beyond, struct rf_err *err);
+
 /* Open and verify; *version receives the file's format version, which
  * must be <= max_version. */
 int rf_reader_open(const char *path, const char magic[8], uint32_t max_version,

@@ -21,7 +21,8 @@
 #include "events.h"
 
 struct rf_err;
-struct rf_catalog; /* store.h */
+struct rf_catalog;    /* store.h */
+struct rf_user_table; /* store.h */
 
 /* The weight of one event is
  *     type_weight[type] * (use_value ? value : 1) * decay(ts)
@@ -78,7 +79,8 @@ typedef struct rf_dataset {
      *            "rules" for session baskets.
      *   users_info: customer demographics (store.h's rf_user_table: gender,
      *            age, country, segment; rows matched to users by id
-     *            string) - used by "fm" as user side features. */
+     *            string) - used by "fm" as user side features and by "fusion"
+     *            for its user features. */
     const struct rf_catalog *catalog;
     const rf_events *events;
     const struct rf_user_table *users_info;

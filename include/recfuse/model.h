@@ -219,6 +219,12 @@ int rf_model_save(const rf_model *m, const char *path, struct rf_err *err);
  * or inconsistent file (or an unknown model name / newer version),
  * RF_ECORRUPT for a checksum mismatch. */
 int rf_model_load(const char *path, rf_model **out, struct rf_err *err);
+/* The same model record (header and payload, without the file's magic,
+ * checksum and trailer) into / from an open binfile stream, so a model
+ * can embed others (the fusion model embeds its channels). Read leaves
+ * the stream after the record; errors as rf_model_load. */
+int rf_model_write(const rf_model *m, struct rf_writer *w, struct rf_err *err);
+int rf_model_read(struct rf_reader *r, rf_model **out, struct rf_err *err);
 /* Magic and format version of model files. */
 #define RF_MODEL_MAGIC "RFMODEL\0"
 #define RF_MODEL_VERSION 1u

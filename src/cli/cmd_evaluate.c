@@ -33,6 +33,7 @@
 #include "cli/evalrun.h"
 #include "recfuse/dataset.h"
 #include "recfuse/eval.h"
+#include "recfuse/fusion.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
@@ -65,6 +66,9 @@ static void usage(FILE *out) {
             "With --test FILE the trained models in DIR/models are scored against FILE\n"
             "(user item [value [timestamp]] like import), their history is the store\n"
             "(--sampled-negatives, --rating, --no-auc, --seed apply).\n\n"
+            "--models fusion (split mode) also evaluates every channel of the fused model\n"
+            "alone and its simple blends (rows blend:weighted, blend:rrf, blend:switch),\n"
+            "so the table compares them; --fusion-only evaluates the fused model alone.\n\n"
             "Default models: pop,itemknn. Default K: 10. JSON: DIR/eval/last.json.\n");
 }
 
@@ -184,29 +188,109 @@ out:
 
 /* ---- split mode ------------------------------------------------------------ */
 
-static int run_split(rf_args *a, const char *json, rf_store *st, char names[][32], int n_models,
+/* One row of the comparison: a model created by name with parameters,
+ * shown under its own label. */
+typedef struct evrow {
+    char model[32], label[32];
+    char params[2048]; /* "" when none */
+} evrow;
+
+static int add_row(evrow *rows, int *n, const char *model, const char *label, const char *params,
+                   const char *extra, rf_err *err) {
+    for (int i = 0; i < *n; i++)
+        if (strcmp(rows[i].label, label) == 0)
+            return 0;
+    if (*n >= MAX_MODELS)
+        return rf_err_set(err, RF_EINVAL, "--models: at most %d models", MAX_MODELS);
+    evrow *r = &rows[(*n)++];
+    snprintf(r->model, sizeof r->model, "%s", model);
+    snprintf(r->label, sizeof r->label, "%s", label);
+    snprintf(r->params, sizeof r->params, "%s%s%s", params ? params : "",
+             params && *params && extra ? "," : "", extra ? extra : "");
+    return 0;
+}
+
+/* The rows to evaluate: each named model; "fusion" (unless --fusion-only)
+ * brings every channel it uses alone, then its simple blends (the same
+ * fused model with ranker=weighted, rrf, switch: rows blend:weighted ...),
+ * then itself. Parameters: --params-NAME for each model and channel. */
+static int plan_rows(rf_args *a, const char *dir, char names[][32], int n_models, evrow *rows,
+                     int *n_rows, rf_err *err) {
+    int only = rf_arg_flag(a, "fusion-only");
+    const char *const *all = rf_model_names();
+    const char *pp[64] = {0};
+    int n_all = 0;
+    for (; all[n_all] && n_all < 64; n_all++) {
+        char key[64];
+        snprintf(key, sizeof key, "params-%s", all[n_all]);
+        pp[n_all] = rf_arg_str(a, key, NULL);
+    }
+    int rc;
+    *n_rows = 0;
+    for (int j = 0; j < n_models; j++) {
+        const char *mp = NULL;
+        for (int q = 0; q < n_all; q++)
+            if (strcmp(all[q], names[j]) == 0)
+                mp = pp[q];
+        if (strcmp(names[j], "fusion") == 0 && !only) {
+            rf_model *m = NULL;
+            if ((rc = rf_cli_model_create(dir, "fusion", mp, &m, NULL, err)))
+                return rc;
+            const char *ch[16];
+            int nch = rf_fusion_param_channels(m, ch, 16);
+            rf_model_free(m);
+            for (int c = 0; c < nch; c++) {
+                const char *cp = NULL;
+                for (int q = 0; q < n_all; q++)
+                    if (strcmp(all[q], ch[c]) == 0)
+                        cp = pp[q];
+                if ((rc = add_row(rows, n_rows, ch[c], ch[c], cp, NULL, err)))
+                    return rc;
+            }
+            static const char *const blends[] = {"weighted", "rrf", "switch"};
+            for (int b = 0; b < 3; b++) {
+                char label[32], extra[32];
+                snprintf(label, sizeof label, "blend:%s", blends[b]);
+                snprintf(extra, sizeof extra, "ranker=%s", blends[b]);
+                if ((rc = add_row(rows, n_rows, "fusion", label, mp, extra, err)))
+                    return rc;
+            }
+        }
+        if ((rc = add_row(rows, n_rows, names[j], names[j], mp, NULL, err)))
+            return rc;
+    }
+    return 0;
+}
+
+static int run_split(rf_args *a, const char *json, rf_store *st, char names[][32], int n_in,
                      const int *ks, int n_ks, const rf_signif_opts *so, int signif, rf_err *err) {
     const char *dir = rf_store_dir(st);
     rf_evalrun_opts o;
     int rc = rf_evalrun_args(a, 0, &o, err);
     if (rc)
         return rc;
-    const char *params[MAX_MODELS];
-    for (int j = 0; j < n_models; j++) {
-        char key[64];
-        snprintf(key, sizeof key, "params-%s", names[j]);
-        params[j] = rf_arg_str(a, key, NULL);
-    }
-    if ((rc = rf_args_check_unused(a, err)))
-        return rc;
+    evrow *rows = rf_calloc(MAX_MODELS, sizeof *rows);
+    if (!rows)
+        return rf_err_set(err, RF_ENOMEM, "out of memory");
+    int n_models = 0;
+    rc = plan_rows(a, NULL, names, n_in, rows, &n_models, err);
+    if (rc && rc != RF_ENOMEM)
+        err->code = rc = RF_EINVAL;
+    if (rc == 0)
+        rc = rf_args_check_unused(a, err);
     /* a bad --params-NAME is a usage error, before any data is loaded */
-    for (int j = 0; j < n_models; j++) {
+    for (int j = 0; j < n_models && rc == 0; j++) {
         rf_model *m = NULL;
-        if (params[j] && (rc = rf_cli_model_create(NULL, names[j], params[j], &m, NULL, err))) {
-            err->code = RF_EINVAL;
-            return RF_EINVAL;
-        }
+        if (rows[j].params[0] &&
+            (rc = rf_cli_model_create(NULL, rows[j].model, rows[j].params, &m, NULL, err)))
+            err->code = rc = RF_EINVAL;
         rf_model_free(m);
+    }
+    if (rc == 0 && (rc = plan_rows(a, dir, names, n_in, rows, &n_models, err)))
+        err->code = rc = RF_EINVAL;
+    if (rc) {
+        rf_free(rows);
+        return rc;
     }
 
     const int n_folds = o.all_folds ? o.proto.folds : 1;
@@ -229,10 +313,11 @@ static int run_split(rf_args *a, const char *json, rf_store *st, char names[][32
         rf_evalrun_eval_opts(&r, &o, &eo);
         for (int j = 0; j < n_models; j++) {
             rf_model *m = NULL;
-            if ((rc = rf_cli_model_create(dir, names[j], params[j], &m, NULL, err)))
+            if ((rc = rf_cli_model_create(dir, rows[j].model, rows[j].params, &m, NULL, err)))
                 goto out;
-            rc = rf_evalrun_fit_eval(&r, &o, m, ks, n_ks, &eo,
-                                     &parts[(size_t)j * n_folds + (size_t)f], err);
+            rf_eval_result *pr = &parts[(size_t)j * n_folds + (size_t)f];
+            rc = rf_evalrun_fit_eval(&r, &o, m, ks, n_ks, &eo, pr, err);
+            snprintf(pr->model, sizeof pr->model, "%s", rows[j].label);
             rf_model_free(m);
             if (rc)
                 goto out;
@@ -261,6 +346,7 @@ out:
         for (int i = 0; i < n_models * n_folds; i++)
             rf_eval_result_free(&parts[i]);
     rf_free(parts);
+    rf_free(rows);
     rf_evalrun_free(&r);
     return rc;
 }

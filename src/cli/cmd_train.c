@@ -5,21 +5,24 @@
  * (event-type weights, optional decay, optional binarisation) and every
  * requested model is fit on it. Parameters come from the model's defaults,
  * then DIR/params/NAME.params (tuned parameters, see modelcfg.c), then
- * --params. With no --model the default set is trained (see
- * docs/models.md for which model `recommend` serves by default). */
+ * --params. With no --model the default set is trained - pop, trending,
+ * itemknn and the fused model, which `recommend` then serves by default
+ * (docs/fusion.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "recfuse/dataset.h"
+#include "recfuse/fusion.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
 #include "recfuse/util.h"
 
-/* Trained when --model is not given. */
-static const char *const default_models[] = {"pop", "trending", "itemknn", NULL};
+/* Trained when --model is not given: the fused model (served by default,
+ * docs/fusion.md) and the light models it falls back on. */
+static const char *const default_models[] = {"pop", "trending", "itemknn", "fusion", NULL};
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -181,6 +184,7 @@ int rf_cmd_train(rf_args *a) {
         printf("trained %s: %d users, %d items, %lld interactions, fit %.2f s, params: %s -> %s\n",
                names[i], m->n_users, m->n_items, (long long)d->ui->nnz, m->fit_seconds,
                pbuf[0] ? pbuf : "(none)", path);
+        rf_fusion_describe(m, stdout); /* channels, ordering, top features */
         fflush(stdout);
         rf_model_free(m);
         m = NULL;

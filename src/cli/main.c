@@ -34,7 +34,7 @@ static const command commands[] = {
 /* Options that take no value, for every subcommand. */
 static const char *const flag_names =
     "help,quiet,verbose,no-header,header,implicit,explain,force,json,truth,in-stock,mine,binary,"
-    "validation,rating,no-auc,no-test-split";
+    "validation,rating,no-auc,no-test-split,fusion-only";
 
 /* Per command: names from flag_names that take a value in that command. */
 static const char *valued_opts(const char *cmd) {

@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -29,6 +30,8 @@ struct rf_writer {
     char *path, *tmp;
     uLong crc;
     int failed;
+    char *mem;       /* memory writer (open_memstream): the buffer */
+    size_t mem_size;
 };
 
 struct rf_reader {
@@ -103,8 +106,31 @@ static void writer_free(rf_writer *w) {
 void rf_writer_abort(rf_writer *w) {
     if (!w) return;
     if (w->f) fclose(w->f);
-    unlink(w->tmp);
+    if (w->tmp) unlink(w->tmp);
+    free(w->mem); /* allocated by open_memstream */
     writer_free(w);
+}
+
+int rf_writer_open_mem(rf_writer **out, rf_err *err) {
+    rf_writer *w = rf_calloc(1, sizeof *w);
+    if (!w) return rf_err_set(err, RF_ENOMEM, "out of memory");
+    w->f = open_memstream(&w->mem, &w->mem_size);
+    if (!w->f) {
+        rf_free(w);
+        return rf_err_set(err, RF_ENOMEM, "out of memory");
+    }
+    w->crc = crc32(0L, Z_NULL, 0);
+    *out = w;
+    return 0;
+}
+
+int rf_writer_put_mem(rf_writer *dst, rf_writer *w, rf_err *err) {
+    int failed = w->failed || fclose(w->f) != 0;
+    w->f = NULL;
+    int rc = failed ? RF_EIO : rf_writer_i64(dst, (int64_t)w->mem_size);
+    if (rc == 0) rc = rf_writer_put(dst, w->mem, w->mem_size);
+    rf_writer_abort(w);
+    return rc ? rf_err_set(err, RF_EIO, "write failed") : 0;
 }
 
 int rf_writer_commit(rf_writer *w, rf_err *err) {
@@ -243,6 +269,26 @@ int rf_reader_str(rf_reader *r, char **s, size_t max_len, rf_err *err) {
 }
 
 int64_t rf_reader_remaining(const rf_reader *r) { return r->remaining; }
+
+int rf_reader_limit(rf_reader *r, int64_t *beyond, rf_err *err) {
+    int64_t n;
+    int rc = rf_reader_i64(r, &n, err);
+    if (rc) return rc;
+    if (n < 0 || n > r->remaining)
+        return rf_err_set(err, RF_EFORMAT, "'%s': embedded record of %lld bytes, %lld left",
+                          r->path, (long long)n, (long long)r->remaining);
+    *beyond = r->remaining - n;
+    r->remaining = n;
+    return 0;
+}
+
+int rf_reader_unlimit(rf_reader *r, int64_t beyond, rf_err *err) {
+    if (r->remaining != 0)
+        return rf_err_set(err, RF_EFORMAT, "'%s': %lld unread bytes in an embedded record",
+                          r->path, (long long)r->remaining);
+    r->remaining = beyond;
+    return 0;
+}
 
 void rf_reader_close(rf_reader *r) {
     if (!r) return;

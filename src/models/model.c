@@ -39,6 +39,7 @@ extern const rf_model_ops rf_model_rules_ops;
 extern const rf_model_ops rf_model_content_ops;
 extern const rf_model_ops rf_model_fm_ops;
 extern const rf_model_ops rf_model_coldstart_ops;
+extern const rf_model_ops rf_model_fusion_ops;
 
 static const rf_model_ops *const g_models[] = {
     &rf_model_pop_ops,
@@ -54,10 +55,11 @@ static const rf_model_ops *const g_models[] = {
     &rf_model_content_ops,
     &rf_model_fm_ops,
     &rf_model_coldstart_ops,
+    &rf_model_fusion_ops,
     NULL,
 };
 
-static const char *const g_names[] = {"pop", "trending", "itemknn", "ials", "ease", "userknn", "mf", "svdpp", "bpr", "rules", "content", "fm", "coldstart", NULL};
+static const char *const g_names[] = {"pop", "trending", "itemknn", "ials", "ease", "userknn", "mf", "svdpp", "bpr", "rules", "content", "fm", "coldstart", "fusion", NULL};
 
 const rf_model_ops *rf_model_find(const char *name) {
     if (!name) return NULL;
@@ -459,14 +461,11 @@ static int read_opts(rf_reader *r, rf_dataset_opts *o, rf_err *err) {
     return 0;
 }
 
-int rf_model_save(const rf_model *m, const char *path, rf_err *err) {
+int rf_model_write(const rf_model *m, rf_writer *w, rf_err *err) {
     if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
     char params[4096];
     rf_model_params_format(m, params, sizeof params);
-    rf_writer *w;
-    int rc = rf_writer_open(path, RF_MODEL_MAGIC, RF_MODEL_VERSION, &w, err);
-    if (rc) return rc;
-    rc = rf_writer_str(w, m->ops->name);
+    int rc = rf_writer_str(w, m->ops->name);
     rc |= rf_writer_str(w, params);
     rc |= write_opts(w, &m->data_opts);
     rc |= rf_writer_i64(w, m->n_users);
@@ -474,26 +473,29 @@ int rf_model_save(const rf_model *m, const char *path, rf_err *err) {
     rc |= rf_writer_f64(w, m->fit_seconds);
     rc |= write_map(w, m->users);
     rc |= write_map(w, m->items);
+    if (rc) return rf_err_set(err, RF_EIO, "model %s: write failed", m->ops->name);
+    return m->ops->save(m, w, err);
+}
+
+int rf_model_save(const rf_model *m, const char *path, rf_err *err) {
+    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
+    rf_writer *w;
+    int rc = rf_writer_open(path, RF_MODEL_MAGIC, RF_MODEL_VERSION, &w, err);
+    if (rc) return rc;
+    rc = rf_model_write(m, w, err);
     if (rc) {
         rf_writer_abort(w);
-        return rf_err_set(err, RF_EIO, "%s: write failed", path);
-    }
-    rc = m->ops->save(m, w, err);
-    if (rc) {
-        rf_writer_abort(w);
+        if (rc == RF_EIO && err) rf_err_prefix(err, "%s", path);
         return rc;
     }
     return rf_writer_commit(w, err);
 }
 
-int rf_model_load(const char *path, rf_model **out, rf_err *err) {
+int rf_model_read(rf_reader *r, rf_model **out, rf_err *err) {
     *out = NULL;
-    uint32_t version;
-    rf_reader *r;
-    int rc = rf_reader_open(path, RF_MODEL_MAGIC, RF_MODEL_VERSION, &version, &r, err);
-    if (rc) return rc;
     char *name = NULL, *params = NULL;
     rf_model *m = NULL;
+    int rc;
     if ((rc = rf_reader_str(r, &name, 64, err))) goto fail;
     if (!rf_model_find(name)) {
         rc = rf_err_set(err, RF_EFORMAT, "unknown model type '%s'", name);
@@ -521,15 +523,32 @@ int rf_model_load(const char *path, rf_model **out, rf_err *err) {
     if ((rc = read_map(r, &m->users, m->n_users, "user", err))) goto fail;
     if ((rc = read_map(r, &m->items, m->n_items, "item", err))) goto fail;
     if ((rc = m->ops->load(m, r, err))) goto fail;
-    if (rf_reader_remaining(r) != 0) {
-        rc = rf_err_set(err, RF_EFORMAT, "%lld unexpected bytes after the %s payload",
-                        (long long)rf_reader_remaining(r), name);
-        goto fail;
-    }
     m->fitted = 1;
-    rf_reader_close(r);
     rf_free(name);
     rf_free(params);
+    *out = m;
+    return 0;
+fail:
+    rf_free(name);
+    rf_free(params);
+    rf_model_free(m);
+    return rc;
+}
+
+int rf_model_load(const char *path, rf_model **out, rf_err *err) {
+    *out = NULL;
+    uint32_t version;
+    rf_reader *r;
+    int rc = rf_reader_open(path, RF_MODEL_MAGIC, RF_MODEL_VERSION, &version, &r, err);
+    if (rc) return rc;
+    rf_model *m = NULL;
+    if ((rc = rf_model_read(r, &m, err))) goto fail;
+    if (rf_reader_remaining(r) != 0) {
+        rc = rf_err_set(err, RF_EFORMAT, "%lld unexpected bytes after the %s payload",
+                        (long long)rf_reader_remaining(r), m->ops->name);
+        goto fail;
+    }
+    rf_reader_close(r);
     *out = m;
     return 0;
 fail:
@@ -539,8 +558,6 @@ fail:
         err->code = code;
     }
     rf_reader_close(r);
-    rf_free(name);
-    rf_free(params);
     rf_model_free(m);
     return rc;
 }

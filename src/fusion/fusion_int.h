@@ -1,0 +1,206 @@
+/* fusion_int.h - internals of the fusion model (src/models/fusion.c and
+ * src/fusion/ *.c), shared by its stages, its tests and its benchmark.
+ *
+ * The stages, each in its own file:
+ *   candidates.c  per user: every channel's full score vector, its top-N,
+ *                 the union of the top-Ns with each channel's score/rank
+ *   side.c        item and user side tables (popularity, trend, price,
+ *                 freshness, stock, category; activity, RFM, last time)
+ *   features.c    one feature row per candidate (channels, user, item,
+ *                 context) - the layout is fu_feature_names()
+ *   blend.c       weighted sum / reciprocal rank fusion / switching, and
+ *                 their tuning on the ranker slice
+ *   stack.c       training: slice cut, channels fit on the rest, ranker
+ *                 data, ranker fit, channels refit on everything
+ *   score.c       serving: candidates -> features -> ranker -> scores
+ *   explain.c     reasons from the ranker's per-feature contributions */
+#ifndef RF_FUSION_INT_H
+#define RF_FUSION_INT_H
+
+#include <stdint.h>
+
+#include "recfuse/dataset.h"
+#include "recfuse/model.h"
+#include "recfuse/ranker.h"
+#include "recfuse/topk.h"
+
+struct rf_catalog;
+
+/* Channels a fused model can use, in this fixed order (the params table
+ * has one candidate-count parameter per channel, named after it). */
+enum {
+    FU_ITEMKNN,
+    FU_USERKNN,
+    FU_IALS,
+    FU_EASE,
+    FU_BPR,
+    FU_POP,
+    FU_TRENDING,
+    FU_RULES,
+    FU_CONTENT,
+    FU_N_KINDS
+};
+#define FU_MAX_CH FU_N_KINDS
+extern const char *const fu_kind_names[FU_N_KINDS];
+
+/* How the candidates are ordered at the end. */
+enum { FU_GBDT = 0, FU_LINEAR = 1, FU_WEIGHTED = 2, FU_RRF = 3, FU_SWITCH = 4 };
+enum { FU_SLICE_USER = 0, FU_SLICE_TIME = 1 };
+
+typedef struct fu_params {
+    int cand[FU_N_KINDS]; /* candidates per channel, 0 = channel off */
+    int ranker;           /* FU_GBDT .. FU_SWITCH */
+    int slice;            /* FU_SLICE_USER / FU_SLICE_TIME */
+    double slice_ratio;   /* share of each user's pairs (or of time) in the slice */
+    double valid_share;   /* share of slice users kept for early stopping */
+    int slice_users;      /* most slice users in the ranker data (a seeded draw); 0 all */
+    int trees, leaves, min_leaf, early_stop, bins, ndcg_at;
+    double lr, l2, ff;
+    int epochs;
+    int switch_min;       /* switch: users with fewer history items are cold */
+    int raw;              /* 1: the channels' raw scores are features too */
+    int ease_max_items;   /* the ease channel is switched off above this catalog size */
+    int seed;
+} fu_params;
+
+/* Side tables: what the features need beyond the channels' scores. */
+typedef struct fu_side {
+    int32_t n_items, n_users, n_cats;
+    int64_t now;       /* newest event of the data they were built from */
+    /* pop, trend and age are rank shares in [0, 1] among the items (so
+     * they mean the same on the stage-1 data and on all of it) */
+    float *pop;        /* n_items: by distinct users */
+    float *trend;      /* n_items: by users in the last 7 days */
+    float *pop_log;    /* n_items: log1p(distinct users) */
+    float *trend_log;  /* n_items: log1p(users in the last 7 days) */
+    float *price;      /* n_items: log1p(price), NAN unknown */
+    float *age;        /* n_items: by time since created (or first event), NAN */
+    float *stock;      /* n_items: log1p(stock), NAN unknown */
+    int32_t *cat;      /* n_items: category id or -1 */
+    float *u_events;   /* n_users: log1p(events) */
+    float *u_recency;  /* n_users: days since the last event (NAN: none) */
+    float *u_days;     /* n_users: log1p(distinct active days) */
+    float *u_money;    /* n_users: log1p(sum of purchase value x price) */
+    int64_t *u_last;   /* n_users: last event time (0: none) */
+    float *u_age;      /* n_users: age, NAN unknown (user table) */
+    float *u_gender;   /* n_users: 0 male, 1 female, NAN other/unknown */
+    float *u_segment;  /* n_users: segment id (an id, not an order), NAN */
+    char **cat_names;  /* n_cats category paths (for explanations) */
+} fu_side;
+
+/* Test hook: called by the fit after the first-stage channels are fit,
+ * with the data they were fit on and the slice the ranker learns from. */
+typedef void (*fu_stage_hook)(void *ud, const rf_dataset *stage1, const rf_events *slice);
+
+typedef struct fu_impl {
+    int n_ch;
+    int kind[FU_MAX_CH];   /* fu_kind of each channel */
+    int cand[FU_MAX_CH];   /* candidates per channel */
+    rf_model *ch[FU_MAX_CH];
+    rf_ranker *ranker;     /* GBDT / linear; NULL for the blends */
+    float w[FU_MAX_CH];    /* weighted blend weights (tuned on the slice) */
+    int best_ch;           /* best single channel on the slice (switch) */
+    int cold_ch;           /* channel for cold users (switch), -1 none */
+    int switch_min;        /* switch: fewer history items = cold user */
+    int mode;              /* FU_GBDT .. FU_SWITCH (the ranker parameter) */
+    int raw;               /* raw channel scores are features (else NAN) */
+    fu_side side;
+    /* user-independent channels (pop, trending): their score vector and
+     * the catalog in their order, computed once (fu_fixed_init) */
+    float *fixed[FU_MAX_CH];
+    int32_t *fixed_order[FU_MAX_CH];
+    /* fit statistics (not saved) */
+    double slice_recall;   /* share of slice positives among the candidates */
+    int64_t rank_rows, rank_groups;
+    fu_stage_hook hook;
+    void *hook_ud;
+} fu_impl;
+
+/* qsort comparator of int32_t, ascending. */
+static inline int fu_cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---- side.c ---- */
+int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
+                  const struct rf_catalog *cat, const struct rf_user_table *users,
+                  struct rf_err *err);
+void fu_side_free(fu_side *s);
+int fu_side_save(const fu_side *s, struct rf_writer *w);
+int fu_side_load(fu_side *s, struct rf_reader *r, int32_t n_users, int32_t n_items,
+                 struct rf_err *err);
+
+/* ---- candidates.c ---- */
+/* One user's candidates. Per channel c: sc[c] the full score vector
+ * (n_items floats; history items -INFINITY), top[c] its best cand[c]
+ * items. items: the union, ascending ids; rank[c * n + t] 1-based rank of
+ * items[t] in channel c's list or 0 when absent. */
+typedef struct fu_cands {
+    int n_ch;
+    int32_t n_items;
+    float *sc;       /* n_ch x n_items (rows of fixed channels unused) */
+    const float *scp[FU_MAX_CH]; /* channel k's scores: its row of sc, or
+                                    the fixed vector (history not -inf) */
+    rf_scored *top;  /* n_ch x max_cand */
+    int n_top[FU_MAX_CH];
+    int max_cand;
+    int32_t n, cap;
+    int32_t *items;
+    int32_t *rank;   /* n_ch x cap */
+    float lo[FU_MAX_CH], hi[FU_MAX_CH]; /* channel's N-th and 1st score */
+} fu_cands;
+int fu_cands_init(fu_cands *c, const fu_impl *f, int32_t n_items);
+/* Precompute the fixed channels' vectors and orders (after fit / load);
+ * fu_fixed_free releases them. */
+int fu_fixed_init(fu_impl *f, int32_t n_items, struct rf_err *err);
+void fu_fixed_free(fu_impl *f);
+void fu_cands_free(fu_cands *c);
+/* Fill c for (user, h). channels: f->ch (fitted). */
+int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,
+                   struct rf_err *err);
+/* Per-user normalised score of item j in channel k: 1 at the channel's
+ * best, 0 at its N-th candidate (NAN if the channel cannot score j). */
+float fu_norm(const fu_cands *c, int k, int32_t j);
+
+/* ---- features.c ---- */
+int fu_n_feats(const fu_impl *f);
+/* Name of feature i into buf ("itemknn.score", "user.recency"). */
+void fu_feature_name(const fu_impl *f, int i, char *buf, size_t size);
+/* Channel of feature i, or -1 for user/item/context features. */
+int fu_feature_channel(const fu_impl *f, int i);
+/* Rows for every candidate of c: x (c->n x fu_n_feats) for `side`,
+ * user id user (-1 unknown) with history h. */
+void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32_t user,
+                 const rf_hist *h, float *x);
+
+/* ---- blend.c ---- */
+/* Scores of the candidates of c by the blend mode (weighted, rrf or
+ * switch) into out[c->n]; switch uses h->n to tell cold users. */
+void fu_blend_scores(const fu_impl *f, int mode, const fu_cands *c, const rf_hist *h,
+                     float *out);
+/* Tune the weighted blend's weights and pick the best single channel
+ * on ranker data (rows laid out by fu_features). */
+void fu_blend_tune(fu_impl *f, const rf_rank_data *d);
+
+/* ---- stack.c ---- */
+int fu_fit(rf_model *m, const rf_dataset *d, struct rf_err *err);
+/* Fit one channel model of kind k on d (its own matrix from d->events
+ * when the model has data defaults). */
+int fu_channel_fit(int kind, const rf_dataset_opts *opts, const rf_dataset *d, rf_model **out,
+                   struct rf_err *err);
+
+/* ---- score.c ---- */
+/* Full fused scores of user (h) into out (n_items), using scratch c.
+ * cand_scores (may be NULL): the candidates' final scores, c->n floats. */
+int fu_score_user(const rf_model *m, fu_cands *c, int32_t user, const rf_hist *h, float *out,
+                  struct rf_err *err);
+/* Final scores of c's candidates into s (c->n); x scratch rows. */
+void fu_rank_cands(const fu_impl *f, const fu_cands *c, int32_t user, const rf_hist *h, float *x,
+                   float *s);
+
+/* ---- explain.c ---- */
+int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
+               int32_t n, rf_reason *out, struct rf_err *err);
+
+#endif

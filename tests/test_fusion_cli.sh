@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# test_fusion_cli.sh - the fused model through the real binary on a
+# generated shop: train, recommend with business rules (block, pin,
+# out-of-stock, category cap, diversity), --explain naming real
+# interactions, evaluate --models fusion comparing channels and blends.
+# Usage: test_fusion_cli.sh path/to/recfuse [source dir]
+set -uo pipefail
+BIN=$1
+. "$(dirname "$0")/testlib.sh"
+rf_tmpdir fusion-cli
+export RECFUSE_THREADS=2
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+
+"$BIN" gen --quiet --out "$T/shop" --preset demo --users 400 --items 200 --events 15000 --seed 5 \
+  >"$T/gen.out" 2>&1 || { cat "$T/gen.out"; bad "gen"; }
+"$BIN" import --quiet --data "$T/d" --items "$T/shop/items.tsv" --users "$T/shop/users.tsv" \
+  --interactions "$T/shop/interactions.tsv" >"$T/imp.out" 2>&1 || { cat "$T/imp.out"; bad "import"; }
+P="userknn=0,ease=0,trees=60"
+"$BIN" train --quiet --data "$T/d" --model fusion --params "$P" >"$T/train.out" 2>&1
+check "train fusion" "[ -s '$T/d/models/fusion.rfm' ] && grep -q '^trained fusion' '$T/train.out'"
+
+tail -n +2 "$T/shop/users.tsv" | cut -f1 | head -40 >"$T/users.txt"
+"$BIN" recommend --data "$T/d" --users "$T/users.txt" --k 10 >"$T/rec.out" 2>"$T/rec.err"
+check "recommend serves fusion by default" "grep -q 'model fusion' '$T/rec.err'"
+check "10 items per user" "awk -F'\t' '{ if (split(\$2, a, \",\") != 10) exit 1 }' '$T/rec.out'"
+
+# --explain: one line per item; cited items are the user's own interactions
+"$BIN" recommend --data "$T/d" --users "$T/users.txt" --k 10 --explain >"$T/why.out" 2>"$T/why.err"
+check "explain: 10 lines per user" "[ \$(wc -l <'$T/why.out') -eq 400 ]"
+check "explain lines have kind, text and shares" \
+  "awk -F'\t' 'NF != 5 || \$3 == \"\" || \$4 == \"\" || \$5 !~ /:[0-9.]+/ { exit 1 }' '$T/why.out'"
+check "explain items are the recommended ones" \
+  "[ \"\$(awk -F'\t' '{print \$1\"\t\"\$2}' '$T/why.out' | md5sum)\" = \"\$(awk -F'\t' '{n=split(\$2,a,\",\"); for(i=1;i<=n;i++) print \$1\"\t\"a[i]}' '$T/rec.out' | md5sum)\" ]"
+awk -F'\t' '$3 == "similar" || $3 == "bought_together" {
+  n = split($4, w, " "); for (i = 1; i <= n; i++) if (w[i] ~ /^i[0-9]+$/ || w[i] ~ /^p[0-9]+$/) print $1 "\t" w[i] }' \
+  "$T/why.out" | sort -u >"$T/cited.txt"
+awk -F'\t' 'NR > 1 { print $1 "\t" $2 }' "$T/shop/interactions.tsv" | sort -u >"$T/pairs.txt"
+n_cited=$(wc -l <"$T/cited.txt")
+check "some reasons cite a history item ($n_cited)" "[ $n_cited -gt 0 ]"
+check "every cited item is a real interaction of the user" \
+  "[ -z \"\$(comm -23 '$T/cited.txt' '$T/pairs.txt')\" ]"
+
+# business rules
+u=$(head -1 "$T/users.txt")
+first=$(grep "^$u	" "$T/rec.out" | cut -f2 | cut -d, -f1)
+second=$(grep "^$u	" "$T/rec.out" | cut -f2 | cut -d, -f2)
+last_item=$(tail -1 "$T/shop/items.tsv" | cut -f1)
+"$BIN" recommend --data "$T/d" --user "$u" --k 10 --block "$first" --pin "$last_item@0" \
+  >"$T/r1.out" 2>"$T/r1.err" || { cat "$T/r1.err"; bad "recommend with rules"; }
+check "blocked item gone" "! grep -Eq '(	|,)$first(,|\$)' '$T/r1.out'"
+check "pinned item first" "[ \"\$(cut -f2 '$T/r1.out' | cut -d, -f1)\" = '$last_item' ]"
+check "next best follows" "[ \"\$(cut -f2 '$T/r1.out' | cut -d, -f2)\" = '$second' ]"
+# out-of-stock exclusion and category caps against the catalog
+awk -F'\t' 'NR > 1 && $6 == "0" { print $1 }' "$T/shop/items.tsv" | sort >"$T/oos.txt"
+"$BIN" recommend --data "$T/d" --users "$T/users.txt" --k 10 --oos exclude --cat-cap 2 \
+  --diversity 0.7 >"$T/r2.out" 2>"$T/r2.err" || { cat "$T/r2.err"; bad "oos/cap"; }
+cut -f2 "$T/r2.out" | tr ',' '\n' | sort -u >"$T/r2.items"
+check "no out-of-stock item with --oos exclude" "[ -z \"\$(comm -12 '$T/r2.items' '$T/oos.txt')\" ]"
+awk -F'\t' 'NR == FNR { if (FNR > 1) cat[$1] = $3; next }
+  { delete c; n = split($2, a, ","); for (i = 1; i <= n; i++) if (++c[cat[a[i]]] > 2) exit 1 }' \
+  "$T/shop/items.tsv" "$T/r2.out"
+check "at most 2 items per category with --cat-cap 2" "[ $? -eq 0 ]"
+"$BIN" recommend --data "$T/d" --user "$u" --oos maybe >/dev/null 2>"$T/e.err"
+check "bad --oos is a usage error" "[ $? -eq 2 ] && grep -q 'oos' '$T/e.err'"
+"$BIN" recommend --data "$T/d" --user "$u" --block nosuchitem >/dev/null 2>"$T/e.err"
+check "unknown --block item named" "[ $? -eq 2 ] && grep -q 'nosuchitem' '$T/e.err'"
+
+# evaluate: channels, blends and the fused model side by side, with marks
+"$BIN" evaluate --quiet --data "$T/d" --models fusion --params-fusion "$P" >"$T/ev.out" 2>&1
+check "evaluate shows channels, blends and fusion" \
+  "grep -E '^metric' '$T/ev.out' | grep -q 'itemknn.*ials.*blend:weighted.*blend:rrf.*blend:switch.*fusion'"
+check "significance table printed" "grep -q 'significance' '$T/ev.out'"
+rf_finish
