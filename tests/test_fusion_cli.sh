@@ -70,4 +70,22 @@ check "unknown --block item named" "[ $? -eq 2 ] && grep -q 'nosuchitem' '$T/e.e
 check "evaluate shows channels, blends and fusion" \
   "grep -E '^metric' '$T/ev.out' | grep -q 'itemknn.*ials.*blend:weighted.*blend:rrf.*blend:switch.*fusion'"
 check "significance table printed" "grep -q 'significance' '$T/ev.out'"
+
+# the server on the fused model: similar items and bought-together come
+# from its itemknn and rules channels when those models have no file
+. "$(dirname "$0")/serverlib.sh"
+if start_server --data "$T/d"; then
+  req GET "/v1/recommend/$u?k=5&explain=1"
+  check "serve: fusion is the served model" "[ '$CODE' = 200 ] && [ \"\$(jq -r .model <<<'$BODY')\" = fusion ]"
+  check "serve: explanations carry a kind and channel shares" \
+    "jq -e '.items | length == 5 and all(.explain.kind != null and (.explain.contrib | length) > 0)' <<<'$BODY' >/dev/null"
+  req GET "/v1/similar/$first?k=5"
+  check "serve: similar items from the fusion's itemknn channel" \
+    "[ '$CODE' = 200 ] && [ \"\$(jq -r .model <<<'$BODY')\" = fusion/itemknn ] && jq -e '.items | length > 0' <<<'$BODY' >/dev/null"
+  req GET "/v1/bought-together/$first"
+  check "serve: bought-together from the fusion's rules channel" \
+    "[ '$CODE' = 200 ] && [ \"\$(jq -r .model <<<'$BODY')\" = fusion/rules ]"
+  stop_server
+  check "serve: clean exit" "[ $? -eq 0 ]"
+fi
 rf_finish

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recfuse/fusion.h"
 #include "recfuse/itemknn.h"
 #include "recfuse/log.h"
 #include "recfuse/mem.h"
@@ -71,8 +72,8 @@ int srv_model_path(const rf_server *s, srv_mrole role, char *path, size_t size, 
         return rf_err_set(err, RF_ENOTFOUND, "no model is trained (run 'recfuse train --data %s')",
                           dir);
     }
-    /* Extension point: a served fusion model's channels (rf_fusion_channel)
-     * can serve these roles once fusion lands; until then each has its file. */
+    /* A role's own file wins; without one, build_snap falls back to the
+     * served fusion model's channel of that name (role_channel). */
     const char *m = role_model[role];
     model_file(s, m, path, size);
     snprintf(name, name_size, "%s", m);
@@ -95,7 +96,7 @@ static int file_sig(const char *path, int64_t *mtime_ns, int64_t *ino, int64_t *
 static void snap_free(srv_snap *sn) {
     if (!sn) return;
     for (int k = 0; k < M_NROLES; k++) {
-        rf_model_free(sn->mod[k].m);
+        if (!sn->mod[k].borrowed) rf_model_free(sn->mod[k].m);
         rf_free(sn->mod[k].m2c);
     }
     rf_free(sn->pop_base);
@@ -155,6 +156,10 @@ static int changed_since(const rf_server *s, const srv_snap *cur) {
         char path[4096], name[64];
         int have = srv_model_path(s, (srv_mrole)k, path, sizeof path, name, sizeof name, NULL) == 0;
         const srv_model *sm = &cur->mod[k];
+        if (sm->borrowed) { /* follows the main model; its own file appearing is a change */
+            if (have) return 1;
+            continue;
+        }
         if (have != (sm->m != NULL)) return 1;
         if (!have) continue;
         int64_t t, ino, size;
@@ -179,6 +184,16 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
         if (srv_model_path(s, (srv_mrole)k, sm->path, sizeof sm->path, sm->name, sizeof sm->name,
                            NULL) != 0) {
             sm->path[0] = sm->name[0] = 0;
+            /* No file of its own: the fused model's channel of that name. */
+            const rf_model *ch = k != M_MAIN && sn->mod[M_MAIN].m
+                                     ? rf_fusion_channel(sn->mod[M_MAIN].m, role_model[k])
+                                     : NULL;
+            if (ch) {
+                sm->m = (rf_model *)ch; /* read-only use, like every served model */
+                sm->borrowed = 1;
+                snprintf(sm->name, sizeof sm->name, "fusion/%s", role_model[k]);
+                if ((rc = map_items(s, sm))) rf_err_set(err, rc, "out of memory");
+            }
             continue;
         }
         /* Signature before the load: a file replaced during it is seen
@@ -255,8 +270,10 @@ int srv_reload(rf_server *s, int only_if_changed, int *changed, rf_err *err) {
     rf_log(RF_LOG_INFO, "serve.models", "version=%llu main=%s similar=%s together=%s popular=%s "
                                          "trending=%s seconds=%.2f",
            (unsigned long long)sn->version, sn->mod[M_MAIN].m ? sn->mod[M_MAIN].name : "-",
-           sn->mod[M_SIMILAR].m ? "itemknn" : "-", sn->mod[M_TOGETHER].m ? "rules" : "-",
-           sn->mod[M_POP].m ? "pop" : "-", sn->mod[M_TREND].m ? "trending" : "-", rf_mono() - t0);
+           sn->mod[M_SIMILAR].m ? sn->mod[M_SIMILAR].name : "-",
+           sn->mod[M_TOGETHER].m ? sn->mod[M_TOGETHER].name : "-",
+           sn->mod[M_POP].m ? sn->mod[M_POP].name : "-",
+           sn->mod[M_TREND].m ? sn->mod[M_TREND].name : "-", rf_mono() - t0);
 out:
     pthread_mutex_unlock(&s->reload_lock);
     return rc;

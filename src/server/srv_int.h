@@ -46,6 +46,8 @@ char *srv_metrics_render(const srv_metrics *m, const struct srv_snap *snap, int6
 /* One model file in use and where its items sit in the live catalog. */
 typedef struct srv_model {
     rf_model *m;       /* NULL: absent */
+    int borrowed;      /* 1: m is a channel of the main (fusion) model,
+                          not owned; path/signature are empty */
     char name[32];
     char path[4096];
     int64_t mtime_ns, ino, size; /* file signature at load */
