@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "topk.h"
 
 struct rf_err;
 
@@ -63,6 +64,42 @@ int rf_ials_set_init(rf_model *m, const rf_model *src, struct rf_err *err);
 /* Scores of all items for a user vector `vec` (dim floats):
  * out[i] = vec . items[i], n_items floats. Thread-safe. */
 void rf_factors_score_all(const rf_factors *f, const float *vec, float *out);
+
+/* Scores of some items: out[t] = vec . items[items_[t]] for t < n, with
+ * vec ld floats (zero beyond dim). Bit-identical to the same entries of
+ * rf_factors_score_all (the same kernels, row by row). Thread-safe. */
+void rf_factors_score_items(const rf_factors *f, const float *vec, const int32_t *items,
+                            int32_t n, float *out);
+
+/* ---- exact top-k by a norm-ordered scan (factor_topk.c) ---------------- */
+
+/* The norm order of f's items, computed once per model: *perm receives the
+ * item ids by decreasing |v_i| (ties by the smaller id; a NaN norm counts
+ * as +inf, so such an item is always scanned), *norms their norms; both
+ * n_items entries, allocated (rf_free). RF_ENOMEM. */
+int rf_factors_index(const rf_factors *f, int32_t **perm, float **norms, struct rf_err *err);
+
+/* The exact top k of vec . v_i over the items with mask[i] == 0 (mask NULL:
+ * all), best first, ties by the smaller id, into out (k entries); returns
+ * the count written. vec: ld floats, zero beyond dim. Items are visited in
+ * the order of rf_factors_index and the scan stops once |vec| |v_i| (with a
+ * 1e-4 relative margin for rounding) falls below the k-th best score found:
+ * by Cauchy-Schwarz no later item can enter. The scores are those of
+ * rf_factors_score_all, so the result equals rf_topk_select over its output
+ * with the masked items excluded. *scanned (may be NULL): items scored.
+ * Thread-safe. */
+int rf_factors_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
+                           const float *vec, const uint8_t *mask, int k, rf_scored *out,
+                           int64_t *scanned);
+
+/* The vector a factor model m (with factors f, from rf_factors_get) scores
+ * user / history h with, as its score_all chooses: the trained row of user
+ * when it is nonzero, else the fold-in of h (m->ops->fold_in). vec receives
+ * f->ld floats (zero beyond dim). Returns 1 with a vector, 0 when there is
+ * none (unknown user with an empty history, or a zero fold-in: the model
+ * then scores by its popularity fallback), < 0 an error of the fold-in. */
+int rf_factors_user_vector(const rf_model *m, const rf_factors *f, int32_t user, const rf_hist *h,
+                           float *vec, struct rf_err *err);
 
 /* The user vector of history h (model item ids; weights NULL = 1), as the
  * training's user step computes it with the final item factors: an exact

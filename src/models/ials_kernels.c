@@ -592,6 +592,25 @@ void rf_factors_score_all(const rf_factors *f, const float *vec, float *out) {
     rf_free(heap);
 }
 
+#if RF_HAVE_AVX2_PATH
+RF_AVX2 static void pick_avx2(const float *V, int ld, const float *vec, const int32_t *items,
+                              int32_t n, float *out) {
+    for (int32_t t = 0; t < n; t++) out[t] = dot_v(V + (size_t)items[t] * ld, vec, ld);
+}
+#endif
+
+void rf_factors_score_items(const rf_factors *f, const float *vec, const int32_t *items,
+                            int32_t n, float *out) {
+    /* the kernels of rf_factors_score_all, row by row: the same floats */
+#if RF_HAVE_AVX2_PATH
+    if (simd_level() >= RF_ALS_SIMD_AVX2) {
+        pick_avx2(f->items, f->ld, vec, items, n, out);
+        return;
+    }
+#endif
+    for (int32_t t = 0; t < n; t++) out[t] = dot_c(f->items + (size_t)items[t] * f->ld, vec, f->ld);
+}
+
 /* ---- Gram matrix ------------------------------------------------------------------ */
 
 int rf_als_gram(const float *Y, int32_t rows, int ld, const float *w, float *gram, rf_err *err) {

@@ -207,9 +207,7 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
     const rf_model *mm = sn->mod[M_MAIN].m;
     if (rc == 0 && mm && mm->ops->fold_in && rf_factors_get(mm, &sn->fac, NULL) == 0 &&
         sn->fac.ld <= 1024) {
-        if ((rc = srv_fac_index(&sn->fac, &sn->fac_perm, &sn->fac_norms)))
-            rf_err_set(err, rc, "out of memory");
-        else
+        if ((rc = rf_factors_index(&sn->fac, &sn->fac_perm, &sn->fac_norms, err)) == 0)
             sn->has_fac = 1;
     }
     if (rc == 0) {

@@ -90,29 +90,6 @@ static json_t *reason_json(const rf_model *m, const rf_reason *re) {
 
 /* ---- GET /v1/recommend/{user} ----------------------------------------- */
 
-/* The user vector a factor model scores with, into ctx->vec (ld floats,
- * zero-padded): the trained row when it is nonzero, else the fold-in of
- * the history - as the model's own score_all chooses. 1 if there is one,
- * 0 if not (the model then ranks by its popularity fallback), < 0 error. */
-static int factor_vector(const rf_model *m, const rf_factors *f, int32_t uid, const rf_hist *h,
-                         srv_ctx *ctx) {
-    memset(ctx->vec, 0, (size_t)f->ld * sizeof *ctx->vec);
-    const float *src = NULL;
-    if (uid >= 0 && uid < f->n_users) src = f->users + (size_t)uid * f->ld;
-    int nz = 0;
-    for (int d = 0; src && d < f->dim; d++) nz |= src[d] != 0.0f;
-    if (!nz) {
-        if (h->n == 0) return 0;
-        int rc = m->ops->fold_in(m, h, ctx->fold, NULL);
-        if (rc) return rc;
-        src = ctx->fold;
-        for (int d = 0; d < f->dim; d++) nz |= src[d] != 0.0f;
-        if (!nz) return 0;
-    }
-    memcpy(ctx->vec, src, (size_t)f->dim * sizeof *ctx->vec);
-    return 1;
-}
-
 /* Mark in mask the model items of the comma-separated ids in `list`. */
 static void mark_ids(const rf_model *m, const char *list, uint8_t *mask) {
     for (const char *p = list; *p;) {
@@ -260,7 +237,7 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
     q->job = (srv_sjob){.f = &q->sn->fac, .perm = q->sn->fac_perm, .norms = q->sn->fac_norms,
                         .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
     if (q->sn->has_fac) { /* factor model: the pruned exact scan of scorer.c */
-        int rc = factor_vector(m, &q->sn->fac, q->uid, &h, ctx);
+        int rc = rf_factors_user_vector(m, &q->sn->fac, q->uid, &h, ctx->vec, NULL);
         if (rc < 0) {
             ret = srv_reply_error(c, r, 500, "internal", "fold-in failed: %s", rf_strerror(rc));
             goto out;

@@ -1,17 +1,10 @@
 /* scorer.c - ranking with factor models for GET /v1/recommend, off the HTTP
  * threads, with an exact pruned scan.
  *
- * A factor model scores item i for user vector u as u . v_i. Ranking all
- * n_items items reads the whole item matrix (51 MB for 100k items at 128
- * factors) per request. But u . v_i <= |u| |v_i| (Cauchy-Schwarz): with the
- * items visited by decreasing norm |v_i| (an order computed once per model
- * load, srv_fac_index), the scan can stop as soon as |u| |v_i| falls below
- * the k-th best score found so far - no later item can enter the top k.
- * On the generated 100k-item shop an iALS user needs about 1.4% of the
- * items on average. The bound is rigorous; a relative margin of 1e-4
- * covers float rounding of the dot products and the bound, so the result
- * is the exact top k (ties by the smaller item id, masked items skipped),
- * equal to rf_model_recommend's up to float rounding of the dot products.
+ * A factor model's top k comes from the exact pruned scan of
+ * rf_factors_topk_pruned (factors.h, src/models/factor_topk.c): items by
+ * decreasing norm, stopping at the Cauchy-Schwarz bound - about 1.4% of a
+ * 100k-item catalog per iALS user on the generated shop.
  *
  * DESIGN: the request thread (an HTTP pool thread) prepares the job -
  * history, mask, the user vector (trained row or fold-in) - then suspends
@@ -19,77 +12,15 @@
  * jobs, scan, store each top-k and resume the connection, and the pool
  * thread writes the reply. So HTTP threads never compute a list, and the
  * number of lists computed at once is bounded by the cores. */
-#include <cblas.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "recfuse/mem.h"
 #include "server/srv_int.h"
 
-/* ---- the norm order of a model's items ---------------------------------- */
-
-int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms) {
-    *perm = NULL;
-    *norms = NULL;
-    float *nv = rf_malloc_array((size_t)f->n_items + 1, sizeof *nv);
-    rf_scored *t = rf_malloc_array((size_t)f->n_items + 1, sizeof *t);
-    int32_t *p = rf_malloc_array((size_t)f->n_items + 1, sizeof *p);
-    if (!t || !p || !nv) {
-        rf_free(t);
-        rf_free(p);
-        rf_free(nv);
-        return RF_ENOMEM;
-    }
-    for (int32_t i = 0; i < f->n_items; i++) {
-        const float *v = f->items + (size_t)i * f->ld;
-        double s = 0;
-        for (int d = 0; d < f->dim; d++) s += (double)v[d] * v[d];
-        nv[i] = (float)sqrt(s);
-        if (!(nv[i] <= INFINITY)) nv[i] = INFINITY; /* NaN: always scan it, first */
-    }
-    /* all items best first: decreasing norm, ties by the smaller id */
-    int n = rf_topk_select(nv, f->n_items, f->n_items, NULL, t);
-    for (int32_t i = 0; i < n; i++) {
-        p[i] = t[i].id;
-        nv[i] = t[i].score;
-    }
-    rf_free(t);
-    *perm = p;
-    *norms = nv;
-    return 0;
-}
-
-/* ---- one job ---------------------------------------------------------- */
-
-int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
-                    const float *vec, const uint8_t *mask, int k, rf_scored *out,
-                    int64_t *scanned) {
-    double nu = 0;
-    for (int d = 0; d < f->dim; d++) nu += (double)vec[d] * vec[d];
-    nu = sqrt(nu);
-    rf_topk t;
-    rf_topk_init(&t, out, k);
-    int64_t n = 0;
-    for (int32_t p = 0; p < f->n_items; p++) {
-        if (t.n == t.k) {
-            double bound = nu * (double)norms[p];
-            double kth = t.heap[0].score;
-            /* every later item has a smaller norm: none can beat the k-th */
-            if (bound * (1 + 1e-4) + 1e-12 < kth) break;
-        }
-        int32_t i = perm[p];
-        if (mask && mask[i]) continue;
-        float s = cblas_sdot(f->dim, f->items + (size_t)i * f->ld, 1, vec, 1);
-        n++;
-        rf_topk_push(&t, i, s);
-    }
-    if (scanned) *scanned = n;
-    return rf_topk_finish(&t);
-}
-
 static void score_job(srv_sjob *q) {
-    q->n_out = srv_topk_pruned(q->f, q->perm, q->norms, q->vec, q->mask, q->k, q->out, &q->scanned);
+    q->n_out = rf_factors_topk_pruned(q->f, q->perm, q->norms, q->vec, q->mask, q->k, q->out,
+                                      &q->scanned);
 }
 
 /* ---- the scorer threads ----------------------------------------------- */

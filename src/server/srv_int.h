@@ -194,16 +194,6 @@ typedef struct srv_sjob {
     _Atomic int done;
     struct srv_sjob *next;
 } srv_sjob;
-/* The norm order of f's items: *perm (ids) and *norms, allocated (rf_free).
- * RF_ENOMEM. */
-int srv_fac_index(const rf_factors *f, int32_t **perm, float **norms);
-/* The exact top k (k <= out's size) of f->items . vec over the items with
- * mask[i] == 0 (mask may be NULL), best first, ties by the smaller id, by
- * the norm-ordered scan; *scanned (may be NULL) receives the items scored.
- * Returns the count written. Thread-safe. */
-int srv_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
-                    const float *vec, const uint8_t *mask, int k, rf_scored *out,
-                    int64_t *scanned);
 /* Scorer threads taking queued jobs. */
 #define SRV_SCORERS_MAX 64
 typedef struct srv_scorers {
@@ -239,7 +229,7 @@ typedef struct srv_ctx {
     size_t cap;         /* floats / bytes of scores and mask */
     rf_scored *top;
     int topcap;
-    float vec[1040], fold[1040]; /* a user vector (factor models, dim <= 1024) */
+    float vec[1040];    /* a user vector (factor models, dim <= 1024) */
     struct srv_ctx *next;
 } srv_ctx;
 
