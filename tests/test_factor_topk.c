@@ -54,13 +54,13 @@ static float *random_items(rf_rng *g, int32_t n, int dim, int ld) {
     return v;
 }
 
-static void check_case(const rf_factors *f, const int32_t *perm, const float *norms,
+static void check_case(const rf_factors *f, const rf_factor_index *ix,
                        const float *vec, const uint8_t *mask, int k, int64_t *scanned_out) {
     rf_scored *out = malloc((size_t)k * sizeof *out);
     int32_t *ids = malloc((size_t)k * sizeof *ids);
     double *sc = malloc((size_t)k * sizeof *sc);
     int64_t scanned = 0;
-    int n = rf_factors_topk_pruned(f, perm, norms, vec, mask, k, out, &scanned);
+    int n = rf_factors_topk_pruned(f, ix, vec, mask, k, out, &scanned);
     int nb = brute(f, vec, mask, k, ids, sc);
     assert_int_equal(n, nb);
     for (int x = 0; x < n; x++) {
@@ -95,10 +95,12 @@ static void test_pruned_vs_brute(void **state) {
         int dim = dims[di], ld = (dim + 7) / 8 * 8;
         float *items = random_items(&g, n_items, dim, ld);
         rf_factors f = {0, n_items, dim, ld, NULL, items};
-        int32_t *perm;
-        float *norms;
-        assert_int_equal(rf_factors_index(&f, &perm, &norms, NULL), 0);
-        for (int32_t p = 1; p < n_items; p++) assert_true(norms[p - 1] >= norms[p]);
+        rf_factor_index ix;
+        assert_int_equal(rf_factors_index(&f, &ix, NULL), 0);
+        for (int32_t p = 1; p < n_items; p++) assert_true(ix.norms[p - 1] >= ix.norms[p]);
+        for (int32_t p = 0; p < n_items; p++) /* the rows, copied in norm order */
+            assert_memory_equal(ix.items + (size_t)p * ld, items + (size_t)ix.perm[p] * ld,
+                                (size_t)ld * sizeof(float));
         uint8_t *mask = calloc((size_t)n_items, 1);
         float vec[40] = {0};
         int64_t total_scanned = 0, cases = 0;
@@ -110,7 +112,7 @@ static void test_pruned_vs_brute(void **state) {
             const int ks[] = {1, 10, 100, n_items};
             for (size_t ki = 0; ki < 4; ki++) {
                 int64_t scanned;
-                check_case(&f, perm, norms, vec, trial % 3 ? mask : NULL, ks[ki], &scanned);
+                check_case(&f, &ix, vec, trial % 3 ? mask : NULL, ks[ki], &scanned);
                 if (ks[ki] == 10) {
                     total_scanned += scanned;
                     cases++;
@@ -122,8 +124,7 @@ static void test_pruned_vs_brute(void **state) {
         if (dim >= 5) assert_true(total_scanned < cases * (int64_t)n_items / 2);
         free(items);
         free(mask);
-        rf_free(perm);
-        rf_free(norms);
+        rf_factor_index_free(&ix);
     }
 }
 
@@ -134,29 +135,27 @@ static void test_pruned_edges(void **state) {
     items[8] = 1;      /* item 1: (1)  - ties with 0 */
     items[16] = 2;     /* item 2: (2) */
     rf_factors f = {0, 4, 1, 8, NULL, items}; /* item 3: zero */
-    int32_t *perm;
-    float *norms;
-    assert_int_equal(rf_factors_index(&f, &perm, &norms, NULL), 0);
+    rf_factor_index ix;
+    assert_int_equal(rf_factors_index(&f, &ix, NULL), 0);
     float vec[8] = {1};
     rf_scored out[4];
-    int n = rf_factors_topk_pruned(&f, perm, norms, vec, NULL, 3, out, NULL);
+    int n = rf_factors_topk_pruned(&f, &ix, vec, NULL, 3, out, NULL);
     assert_int_equal(n, 3);
     assert_int_equal(out[0].id, 2);
     assert_int_equal(out[1].id, 0); /* tie: the smaller id first */
     assert_int_equal(out[2].id, 1);
     uint8_t mask[4] = {0, 0, 1, 0};
-    n = rf_factors_topk_pruned(&f, perm, norms, vec, mask, 4, out, NULL);
+    n = rf_factors_topk_pruned(&f, &ix, vec, mask, 4, out, NULL);
     assert_int_equal(n, 3); /* k above the unmasked count */
     assert_int_equal(out[0].id, 0);
     assert_int_equal(out[2].id, 3);
     vec[0] = -1; /* all scores <= 0: nothing may be cut */
-    n = rf_factors_topk_pruned(&f, perm, norms, vec, NULL, 2, out, NULL);
+    n = rf_factors_topk_pruned(&f, &ix, vec, NULL, 2, out, NULL);
     assert_int_equal(n, 2);
     assert_int_equal(out[0].id, 3);
     assert_int_equal(out[1].id, 0);
-    assert_int_equal(rf_factors_topk_pruned(&f, perm, norms, vec, NULL, 0, out, NULL), 0);
-    rf_free(perm);
-    rf_free(norms);
+    assert_int_equal(rf_factors_topk_pruned(&f, &ix, vec, NULL, 0, out, NULL), 0);
+    rf_factor_index_free(&ix);
 }
 
 /* The pruned scan returns exactly what rf_topk_select finds in the full
@@ -171,9 +170,8 @@ static void test_pruned_equals_full(void **state) {
         int dim = dims[di], ld = (dim + 7) / 8 * 8;
         float *items = random_items(&g, n_items, dim, ld);
         rf_factors f = {0, n_items, dim, ld, NULL, items};
-        int32_t *perm;
-        float *norms;
-        assert_int_equal(rf_factors_index(&f, &perm, &norms, NULL), 0);
+        rf_factor_index ix;
+        assert_int_equal(rf_factors_index(&f, &ix, NULL), 0);
         float *full = malloc((size_t)n_items * sizeof *full);
         float *vec = calloc((size_t)ld, sizeof *vec);
         uint8_t *mask = calloc((size_t)n_items, 1);
@@ -184,7 +182,7 @@ static void test_pruned_equals_full(void **state) {
             rf_factors_score_all(&f, vec, full);
             const int ks[] = {1, 50, 200};
             for (int ki = 0; ki < 3; ki++) {
-                int na = rf_factors_topk_pruned(&f, perm, norms, vec, mask, ks[ki], a, NULL);
+                int na = rf_factors_topk_pruned(&f, &ix, vec, mask, ks[ki], a, NULL);
                 int nb = rf_topk_select(full, n_items, ks[ki], mask, b);
                 assert_int_equal(na, nb);
                 for (int x = 0; x < na; x++) {
@@ -202,8 +200,7 @@ static void test_pruned_equals_full(void **state) {
         free(full);
         free(vec);
         free(mask);
-        rf_free(perm);
-        rf_free(norms);
+        rf_factor_index_free(&ix);
     }
 }
 

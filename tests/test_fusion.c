@@ -35,17 +35,11 @@
 #define DAY 86400LL
 
 static rf_events *planted(void) {
-    rf_events *ev;
-    assert_int_equal(rf_events_new(NULL, NULL, &ev), 0);
+    /* items registered in id order so dense ids are predictable */
+    rf_events *ev = rf_test_events_items(NI);
     rf_rng r;
     rf_rng_seed(&r, 7);
     char u[32], it[32];
-    /* register items in id order so dense ids are predictable */
-    for (int i = 0; i < NI; i++) {
-        snprintf(it, sizeof it, "i%d", i);
-        int32_t id;
-        assert_int_equal(rf_idmap_put(ev->items, it, strlen(it), &id, NULL), 0);
-    }
     const int64_t t0 = 1700000000;
     for (int x = 0; x < NU; x++) {
         snprintf(u, sizeof u, "u%d", x);

@@ -9,6 +9,7 @@
 
 #include "recfuse/csr.h"
 #include "recfuse/dataset.h"
+#include "recfuse/events.h"
 #include "recfuse/idmap.h"
 
 char *rf_test_tmpdir(const char *tag) {
@@ -103,4 +104,16 @@ void rf_test_ds_free(rf_test_ds *t) {
     rf_idmap_free(t->users);
     rf_idmap_free(t->items);
     free(t);
+}
+
+struct rf_events *rf_test_events_items(int32_t ni) {
+    rf_events *ev;
+    assert_int_equal(rf_events_new(NULL, NULL, &ev), 0);
+    char it[32];
+    for (int32_t i = 0; i < ni; i++) {
+        snprintf(it, sizeof it, "i%d", (int)i);
+        int32_t id;
+        assert_int_equal(rf_idmap_put(ev->items, it, strlen(it), &id, NULL), 0);
+    }
+    return ev;
 }

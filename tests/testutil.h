@@ -9,7 +9,12 @@
 #include <cmocka.h>
 
 struct rf_dataset;
+struct rf_events;
 struct rf_idmap;
+
+/* A new empty event log whose items "i0" .. "i<ni-1>" are registered in
+ * that order (so item "iN" has dense id N). Fails the test on error. */
+struct rf_events *rf_test_events_items(int32_t ni);
 
 /* A dataset built by hand (owns its matrices and id maps): users named
  * "<uprefix><uname[u]>" (uname NULL: u), items "<iprefix><iname[i]>", in

@@ -73,24 +73,34 @@ void rf_factors_score_items(const rf_factors *f, const float *vec, const int32_t
 
 /* ---- exact top-k by a norm-ordered scan (factor_topk.c) ---------------- */
 
-/* The norm order of f's items, computed once per model: *perm receives the
- * item ids by decreasing |v_i| (ties by the smaller id; a NaN norm counts
- * as +inf, so such an item is always scanned), *norms their norms; both
- * n_items entries, allocated (rf_free). RF_ENOMEM. */
-int rf_factors_index(const rf_factors *f, int32_t **perm, float **norms, struct rf_err *err);
+/* The norm order of a model's items, computed once per model by
+ * rf_factors_index: ids by decreasing |v_i| (ties by the smaller id; a NaN
+ * norm counts as +inf, so such an item is always scanned), their norms,
+ * and a copy of the item vectors in that order (so a scan reads memory
+ * front to back: n_items x ld floats, as much as the model's own items). */
+typedef struct rf_factor_index {
+    int32_t n_items;
+    int ld;
+    int32_t *perm;
+    float *norms;
+    float *items;
+} rf_factor_index;
+
+/* Build ix for f (owned by ix: rf_factor_index_free). RF_ENOMEM. */
+int rf_factors_index(const rf_factors *f, rf_factor_index *ix, struct rf_err *err);
+void rf_factor_index_free(rf_factor_index *ix); /* zeroes ix; a zeroed ix is a no-op */
 
 /* The exact top k of vec . v_i over the items with mask[i] == 0 (mask NULL:
  * all), best first, ties by the smaller id, into out (k entries); returns
  * the count written. vec: ld floats, zero beyond dim. Items are visited in
- * the order of rf_factors_index and the scan stops once |vec| |v_i| (with a
- * 1e-4 relative margin for rounding) falls below the k-th best score found:
- * by Cauchy-Schwarz no later item can enter. The scores are those of
- * rf_factors_score_all, so the result equals rf_topk_select over its output
- * with the masked items excluded. *scanned (may be NULL): items scored.
- * Thread-safe. */
-int rf_factors_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
-                           const float *vec, const uint8_t *mask, int k, rf_scored *out,
-                           int64_t *scanned);
+ * the order of ix (f's index) by blocks, and the scan stops once |vec| |v_i|
+ * (with a 1e-4 relative margin for rounding) falls below the k-th best
+ * score found: by Cauchy-Schwarz no later item can enter. The scores are
+ * those of rf_factors_score_all (the same kernel on the same rows), so the
+ * result equals rf_topk_select over its output with the masked items
+ * excluded. *scanned (may be NULL): items scored. Thread-safe. */
+int rf_factors_topk_pruned(const rf_factors *f, const rf_factor_index *ix, const float *vec,
+                           const uint8_t *mask, int k, rf_scored *out, int64_t *scanned);
 
 /* The vector a factor model m (with factors f, from rf_factors_get) scores
  * user / history h with, as its score_all chooses: the trained row of user

@@ -181,6 +181,9 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
         goto out;
     }
     fu_features(f, &f->side, &c, user, h, x);
+    /* the explained items may be outside the candidates: their scores in
+     * the factor channels scored only on the candidates */
+    for (int k = 0; k < f->n_ch; k++) fu_cands_extend(&c, f, h, k, items, n);
     if (f->ranker && rf_ranker_get_kind(f->ranker) == RF_RANKER_LINEAR)
         for (size_t q = 0; q < (size_t)c.n * (size_t)nf; q++)
             if (!isfinite(x[q])) x[q] = 0;

@@ -2,8 +2,9 @@
  * src/fusion/ *.c), shared by its stages, its tests and its benchmark.
  *
  * The stages, each in its own file:
- *   candidates.c  per user: every channel's full score vector, its top-N,
- *                 the union of the top-Ns with each channel's score/rank
+ *   candidates.c  per user: every channel's top-N (catalog-wide scores,
+ *                 or the pruned scan of factor channels), the union of
+ *                 the top-Ns with each channel's score/rank
  *   side.c        item and user side tables (popularity, trend, price,
  *                 freshness, stock, category; activity, RFM, last time)
  *   features.c    one feature row per candidate (channels, user, item,
@@ -20,6 +21,7 @@
 #include <stdint.h>
 
 #include "recfuse/dataset.h"
+#include "recfuse/factors.h"
 #include "recfuse/model.h"
 #include "recfuse/ranker.h"
 #include "recfuse/topk.h"
@@ -109,6 +111,13 @@ typedef struct fu_impl {
      * the catalog in their order, computed once (fu_fixed_init) */
     float *fixed[FU_MAX_CH];
     int32_t *fixed_order[FU_MAX_CH];
+    /* factor channels (those rf_factors_get accepts: ials): their factors
+     * and the norm order of their items (fu_fixed_init), for the exact
+     * pruned top-N; only the candidates are then scored (candidates.c) */
+    rf_factors fac[FU_MAX_CH];
+    rf_factor_index fix[FU_MAX_CH]; /* .perm NULL: not a factor channel */
+    int full_scan;         /* 1: every channel scores the whole catalog (the
+                              reference path; tests and benchmarks) */
     /* fit statistics (not saved) */
     double slice_recall;   /* share of slice positives among the candidates */
     int64_t rank_rows, rank_groups;
@@ -132,16 +141,23 @@ int fu_side_load(fu_side *s, struct rf_reader *r, int32_t n_users, int32_t n_ite
                  struct rf_err *err);
 
 /* ---- candidates.c ---- */
-/* One user's candidates. Per channel c: sc[c] the full score vector
- * (n_items floats; history items -INFINITY), top[c] its best cand[c]
- * items. items: the union, ascending ids; rank[c * n + t] 1-based rank of
- * items[t] in channel c's list or 0 when absent. */
+/* One user's candidates. Per channel c: sc[c] its score vector (n_items
+ * floats; history items -INFINITY), top[c] its best cand[c] items. items:
+ * the union, ascending ids; rank[c * n + t] 1-based rank of items[t] in
+ * channel c's list or 0 when absent. A factor channel with a user vector
+ * is scored only on the union (full[c] == 0): its row holds the
+ * candidates' scores and nothing else until fu_cands_extend adds items -
+ * readers of scp[c] must stick to the candidates or extend first. */
 typedef struct fu_cands {
     int n_ch;
     int32_t n_items;
     float *sc;       /* n_ch x n_items (rows of fixed channels unused) */
     const float *scp[FU_MAX_CH]; /* channel k's scores: its row of sc, or
                                     the fixed vector (history not -inf) */
+    uint8_t full[FU_MAX_CH];     /* 1: scp[k] holds every item's score */
+    float *vec;      /* n_ch x ld_max: factor channels' user vectors */
+    int ld_max;
+    uint8_t *hmask;  /* n_items: the history items (set during a build) */
     rf_scored *top;  /* n_ch x max_cand */
     int n_top[FU_MAX_CH];
     int max_cand;
@@ -159,6 +175,12 @@ void fu_cands_free(fu_cands *c);
 /* Fill c for (user, h). channels: f->ch (fitted). */
 int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,
                    struct rf_err *err);
+/* Make channel k's scores known for items[0..n) too (ids outside the
+ * catalog skipped), or for every item when items is NULL (then full[k] =
+ * 1); h: the history of the build (its items get -INFINITY). A no-op for
+ * channels already full. Same floats as the full path. */
+void fu_cands_extend(fu_cands *c, const fu_impl *f, const rf_hist *h, int k, const int32_t *items,
+                     int32_t n);
 /* Per-user normalised score of item j in channel k: 1 at the channel's
  * best, 0 at its N-th candidate (NAN if the channel cannot score j). */
 float fu_norm(const fu_cands *c, int k, int32_t j);

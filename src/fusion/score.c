@@ -41,6 +41,7 @@ int fu_score_user(const rf_model *m, fu_cands *c, int32_t user, const rf_hist *h
         return rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
     }
     fu_rank_cands(f, c, user, h, x, s);
+    fu_cands_extend(c, f, h, 0, NULL, 0); /* every item's channel-0 score, below */
     float lo = 0;
     for (int32_t t = 0; t < c->n; t++)
         if (t == 0 || s[t] < lo) lo = s[t];

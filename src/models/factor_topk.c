@@ -19,59 +19,78 @@
 #include "recfuse/factors.h"
 #include "recfuse/mem.h"
 
-int rf_factors_index(const rf_factors *f, int32_t **perm, float **norms, rf_err *err) {
-    *perm = NULL;
-    *norms = NULL;
-    float *nv = rf_malloc_array((size_t)f->n_items + 1, sizeof *nv);
-    rf_scored *t = rf_malloc_array((size_t)f->n_items + 1, sizeof *t);
-    int32_t *p = rf_malloc_array((size_t)f->n_items + 1, sizeof *p);
-    if (!t || !p || !nv) {
+void rf_factor_index_free(rf_factor_index *ix) {
+    if (!ix) return;
+    rf_free(ix->perm);
+    rf_free(ix->norms);
+    rf_free(ix->items);
+    memset(ix, 0, sizeof *ix);
+}
+
+int rf_factors_index(const rf_factors *f, rf_factor_index *ix, rf_err *err) {
+    memset(ix, 0, sizeof *ix);
+    const size_t n = (size_t)f->n_items + 1;
+    float *nv = rf_malloc_array(n, sizeof *nv);
+    rf_scored *t = rf_malloc_array(n, sizeof *t);
+    int32_t *p = rf_malloc_array(n, sizeof *p);
+    float *v = rf_malloc_array(n * (size_t)f->ld, sizeof *v);
+    if (!t || !p || !nv || !v) {
         rf_free(t);
         rf_free(p);
         rf_free(nv);
+        rf_free(v);
         return rf_err_set(err, RF_ENOMEM, "factor index: out of memory");
     }
     for (int32_t i = 0; i < f->n_items; i++) {
-        const float *v = f->items + (size_t)i * f->ld;
+        const float *y = f->items + (size_t)i * f->ld;
         double s = 0;
-        for (int d = 0; d < f->dim; d++) s += (double)v[d] * v[d];
+        for (int d = 0; d < f->dim; d++) s += (double)y[d] * y[d];
         nv[i] = (float)sqrt(s);
         if (!(nv[i] <= INFINITY)) nv[i] = INFINITY; /* NaN: always scan it, first */
     }
     /* all items best first: decreasing norm, ties by the smaller id */
-    int n = rf_topk_select(nv, f->n_items, f->n_items, NULL, t);
-    for (int32_t i = 0; i < n; i++) {
+    int m = rf_topk_select(nv, f->n_items, f->n_items, NULL, t);
+    for (int32_t i = 0; i < m; i++) {
         p[i] = t[i].id;
         nv[i] = t[i].score;
+        memcpy(v + (size_t)i * f->ld, f->items + (size_t)t[i].id * f->ld,
+               (size_t)f->ld * sizeof *v);
     }
     rf_free(t);
-    *perm = p;
-    *norms = nv;
+    *ix = (rf_factor_index){f->n_items, f->ld, p, nv, v};
     return 0;
 }
 
-int rf_factors_topk_pruned(const rf_factors *f, const int32_t *perm, const float *norms,
-                           const float *vec, const uint8_t *mask, int k, rf_scored *out,
-                           int64_t *scanned) {
+#define BLOCK 32 /* items scored per bound check */
+
+int rf_factors_topk_pruned(const rf_factors *f, const rf_factor_index *ix, const float *vec,
+                           const uint8_t *mask, int k, rf_scored *out, int64_t *scanned) {
+    if (scanned) *scanned = 0;
+    if (k <= 0) return 0;
     double nu = 0;
     for (int d = 0; d < f->dim; d++) nu += (double)vec[d] * vec[d];
     nu = sqrt(nu);
     rf_topk t;
     rf_topk_init(&t, out, k);
     int64_t n = 0;
-    for (int32_t p = 0; p < f->n_items; p++) {
+    float s[BLOCK];
+    for (int32_t p = 0; p < ix->n_items; p += BLOCK) {
         if (t.n == t.k) {
-            double bound = nu * (double)norms[p];
+            double bound = nu * (double)ix->norms[p];
             double kth = t.heap[0].score;
             /* every later item has a smaller norm: none can beat the k-th */
             if (bound * (1 + 1e-4) + 1e-12 < kth) break;
         }
-        int32_t i = perm[p];
-        if (mask && mask[i]) continue;
-        float s;
-        rf_factors_score_items(f, vec, &i, 1, &s);
-        n++;
-        rf_topk_push(&t, i, s);
+        int32_t nb = ix->n_items - p < BLOCK ? ix->n_items - p : BLOCK;
+        /* the block's rows, contiguous in ix: score_all's kernel on them
+         * (the vector is already padded: a view with dim = ld) */
+        rf_factors blk = {0, nb, ix->ld, ix->ld, NULL, ix->items + (size_t)p * ix->ld};
+        rf_factors_score_all(&blk, vec, s);
+        n += nb;
+        for (int32_t q = 0; q < nb; q++) {
+            int32_t i = ix->perm[p + q];
+            if (!mask || !mask[i]) rf_topk_push(&t, i, s[q]);
+        }
     }
     if (scanned) *scanned = n;
     return rf_topk_finish(&t);

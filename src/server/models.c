@@ -101,8 +101,7 @@ static void snap_free(srv_snap *sn) {
     }
     rf_free(sn->pop_base);
     rf_free(sn->trend_base);
-    rf_free(sn->fac_perm);
-    rf_free(sn->fac_norms);
+    rf_factor_index_free(&sn->fac_ix);
     rf_free(sn);
 }
 
@@ -207,7 +206,7 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
     const rf_model *mm = sn->mod[M_MAIN].m;
     if (rc == 0 && mm && mm->ops->fold_in && rf_factors_get(mm, &sn->fac, NULL) == 0 &&
         sn->fac.ld <= 1024) {
-        if ((rc = rf_factors_index(&sn->fac, &sn->fac_perm, &sn->fac_norms, err)) == 0)
+        if ((rc = rf_factors_index(&sn->fac, &sn->fac_ix, err)) == 0)
             sn->has_fac = 1;
     }
     if (rc == 0) {

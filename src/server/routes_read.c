@@ -234,7 +234,7 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         goto out;
     }
     rf_hist h = {q->nh, q->items, q->weights, q->ts};
-    q->job = (srv_sjob){.f = &q->sn->fac, .perm = q->sn->fac_perm, .norms = q->sn->fac_norms,
+    q->job = (srv_sjob){.f = &q->sn->fac, .ix = &q->sn->fac_ix,
                         .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
     if (q->sn->has_fac) { /* factor model: the pruned exact scan of scorer.c */
         int rc = rf_factors_user_vector(m, &q->sn->fac, q->uid, &h, ctx->vec, NULL);

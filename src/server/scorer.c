@@ -19,7 +19,7 @@
 #include "server/srv_int.h"
 
 static void score_job(srv_sjob *q) {
-    q->n_out = rf_factors_topk_pruned(q->f, q->perm, q->norms, q->vec, q->mask, q->k, q->out,
+    q->n_out = rf_factors_topk_pruned(q->f, q->ix, q->vec, q->mask, q->k, q->out,
                                       &q->scanned);
 }
 

@@ -75,8 +75,7 @@ typedef struct srv_snap {
     int rules_max_basket;
     int has_fac;        /* the main model is a factor model with fold-in: */
     rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored by scorer.c */
-    int32_t *fac_perm;  /* its items by decreasing norm */
-    float *fac_norms;
+    rf_factor_index fac_ix; /* its items by decreasing norm */
 } srv_snap;
 
 struct rf_server;
@@ -182,8 +181,7 @@ void srv_batch_free(srv_batch *b);
  * when |vec| * norm cannot beat the k-th score; conn is resumed once done. */
 typedef struct srv_sjob {
     const rf_factors *f;
-    const int32_t *perm; /* item ids by decreasing norm */
-    const float *norms;  /* their norms */
+    const rf_factor_index *ix; /* its items by decreasing norm */
     const float *vec;    /* f->ld floats, zero beyond f->dim */
     const uint8_t *mask; /* f->n_items flags */
     int k;
