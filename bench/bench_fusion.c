@@ -6,7 +6,7 @@
  * 20,000 users, 100,000 items and 1M interactions (FUSION_USERS,
  * FUSION_ITEMS, FUSION_N override). The fused model is trained with the
  * channels given in FUSION_PARAMS (default: itemknn, userknn, ials with
- * 64 factors, pop, trending, rules; EASE's dense items x items matrix
+ * 128 factors (its default), pop, trending, rules; EASE's dense items x items matrix
  * does not fit a 100k catalog). Then for FUSION_REQ users (500) drawn
  * with a fixed seed, one thread:
  *   channel NAME   rf_model_score_all of that channel + its top-N; for a

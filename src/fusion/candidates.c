@@ -262,11 +262,3 @@ void fu_cands_extend(fu_cands *c, const fu_impl *f, const rf_hist *h, int k, con
     }
     mark_hist(c, h, 0);
 }
-
-float fu_norm(const fu_cands *c, int k, int32_t j) {
-    float s = c->scp[k][j];
-    if (!isfinite(s)) return NAN;
-    float span = c->hi[k] - c->lo[k];
-    if (!(span > 1e-12f)) return s >= c->hi[k] ? 1.0f : 0.0f;
-    return (s - c->lo[k]) / span;
-}

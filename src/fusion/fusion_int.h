@@ -18,6 +18,7 @@
 #ifndef RF_FUSION_INT_H
 #define RF_FUSION_INT_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "recfuse/dataset.h"
@@ -182,8 +183,15 @@ int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h
 void fu_cands_extend(fu_cands *c, const fu_impl *f, const rf_hist *h, int k, const int32_t *items,
                      int32_t n);
 /* Per-user normalised score of item j in channel k: 1 at the channel's
- * best, 0 at its N-th candidate (NAN if the channel cannot score j). */
-float fu_norm(const fu_cands *c, int k, int32_t j);
+ * best, 0 at its N-th candidate (NAN if the channel cannot score j).
+ * Inline: the fused score_all calls it for every item of the catalog. */
+static inline float fu_norm(const fu_cands *c, int k, int32_t j) {
+    float s = c->scp[k][j];
+    if (!isfinite(s)) return NAN;
+    float span = c->hi[k] - c->lo[k];
+    if (!(span > 1e-12f)) return s >= c->hi[k] ? 1.0f : 0.0f;
+    return (s - c->lo[k]) / span;
+}
 
 /* ---- features.c ---- */
 int fu_n_feats(const fu_impl *f);
