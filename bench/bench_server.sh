@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_server.sh - `recfuse serve` under wrk (make bench, BENCH=server):
-#   1. GET /v1/recommend/{random user}?k=10 with the best available model on a
-#      generated 100k-item catalog: requests/s and the latency distribution;
+#   1. GET /v1/recommend/{random user}?k=10 on a generated 100k-item catalog
+#      with itemknn, ials (the best single model) and the best available
+#      model (fusion, the default once trained): requests/s and latencies;
 #   2. the HTTP stack: GET /v1/popular (a precomputed, cached list) against
 #      nginx serving a static file of the same bytes, same wrk settings, same run;
 #   3. durable event ingestion: POSTs of 1000 events each, then a count of the
@@ -35,6 +36,10 @@ fi
 if [ ! -f "$DATA/models/ials.rfm" ]; then
   echo "## training pop, trending, itemknn, rules, ials (defaults)"
   "$BIN" train --quiet --data "$DATA" --model pop,trending,itemknn,rules,ials > /dev/null || exit 1
+fi
+if [ ! -f "$DATA/models/fusion.rfm" ]; then
+  echo "## training fusion (defaults; about 80 s on 2 idle cores)"
+  "$BIN" train --quiet --data "$DATA" --model fusion > /dev/null 2>&1 || exit 1
 fi
 # Events posted by an earlier run are removed, so every run starts alike.
 sqlite3 "$DATA/recfuse.db" "DELETE FROM events WHERE user IN (SELECT rid FROM users WHERE id LIKE 'bench%'); DELETE FROM users WHERE id LIKE 'bench%'"
@@ -88,6 +93,9 @@ start_server --model itemknn
 echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $NCPU cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# server: --threads $NCPU; wrk -t2 -c$CONNS -d${SECS}s on the same machine"
 bench_recommend "itemknn (--model itemknn)"
+stop_server
+start_server --model ials
+bench_recommend "ials (--model ials, the best single model)"
 stop_server
 start_server
 MODEL=$(curl -s "$URL/health" | sed -n 's/.*"recommend":"\([^"]*\)".*/\1/p')
