@@ -134,6 +134,12 @@ req PATCH /v1/items/never-seen '{"stock":1}'
 req PUT /v1/users/vip-1 '{"gender":"F","age":41,"country":"DE","segment":"gold","attrs":{"tier":2}}'
 [ "$CODE" = 201 ] && [ "$(sqlite3 "$D/recfuse.db" "SELECT age||country FROM users WHERE id='vip-1'")" = 41DE ] \
   && ok "PUT user: stored" || bad "put user: $CODE $BODY"
+req PUT /v1/users/vip-2 '{"gender":"F","attrs":[1,2]}'
+[ "$CODE" = 400 ] && echo "$BODY" | grep -q 'attrs' && echo "$BODY" | grep -q 'JSON object' \
+  && ok "PUT user: attrs not an object is a 400 naming the field" || bad "put user attrs: $CODE $BODY"
+req PUT /v1/items/gadget-2 '{"title":"G2","attrs":"red"}'
+[ "$CODE" = 400 ] && echo "$BODY" | grep -q 'attrs' \
+  && ok "PUT item: attrs not an object is a 400 naming the field" || bad "put item attrs: $CODE $BODY"
 # forget-user: events and profile gone, served as unknown from now on
 [ "$(sqlite3 "$D/recfuse.db" "SELECT count(*) FROM events e JOIN users u ON u.rid=e.user WHERE u.id='u2'")" -gt 0 ] || bad "u2 has no events"
 req DELETE /v1/users/u2

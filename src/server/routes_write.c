@@ -291,6 +291,19 @@ static int opt_str(json_t *v, const char **out, const char **why) {
     return 0;
 }
 
+/* Optional "attrs" object: absent or null -> *out NULL; an object -> its
+ * compact JSON text (json_dumps, caller frees); else 1 with *why. */
+static int opt_attrs(json_t *v, char **out, const char **why) {
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_object(v)) {
+        *why = "expected a JSON object";
+        return 1;
+    }
+    *out = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    return 0;
+}
+
 /* Check every key of o is in `known` ("a,b,c"); the first bad one into *bad. */
 static int only_keys(json_t *o, const char *known, const char **bad) {
     const char *key;
@@ -406,12 +419,9 @@ int srv_put_item(rf_server *s, struct MHD_Connection *c, srv_req *r, const char 
         goto out;
     }
     char *attrs = NULL;
-    if ((v = json_object_get(j, "attrs")) && !json_is_null(v)) {
-        if (!json_is_object(v)) {
-            ret = bad_field(c, r, "attrs", "expected a JSON object");
-            goto out;
-        }
-        attrs = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    if (opt_attrs(json_object_get(j, "attrs"), &attrs, &why)) {
+        ret = bad_field(c, r, "attrs", why);
+        goto out;
     }
     it.title = (char *)title;
     it.category = (char *)category;
@@ -475,12 +485,9 @@ int srv_put_user(rf_server *s, struct MHD_Connection *c, srv_req *r, const char 
         goto out;
     }
     char *attrs = NULL;
-    if ((v = json_object_get(j, "attrs")) && !json_is_null(v)) {
-        if (!json_is_object(v)) {
-            ret = bad_field(c, r, "attrs", "expected a JSON object");
-            goto out;
-        }
-        attrs = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    if (opt_attrs(json_object_get(j, "attrs"), &attrs, &why)) {
+        ret = bad_field(c, r, "attrs", why);
+        goto out;
     }
     u.gender = (char *)gender;
     u.country = (char *)country;
