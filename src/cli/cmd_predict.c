@@ -146,11 +146,11 @@ static int read_pairs(const char *path, pairs *p, rf_err *err) {
     return rc;
 }
 
-static const pairs *g_sort_pairs; /* qsort has no context argument */
-
-static int cmp_by_user(const void *a, const void *b) {
+/* qsort_r comparator: pair indices by user id, then input order. */
+static int cmp_by_user(const void *a, const void *b, void *ctx) {
+    const pairs *pr = ctx;
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    int c = strcmp(g_sort_pairs->user[x], g_sort_pairs->user[y]);
+    int c = strcmp(pr->user[x], pr->user[y]);
     if (c) return c;
     return (x > y) - (x < y);
 }
@@ -204,8 +204,7 @@ int rf_cmd_predict(rf_args *a) {
         if (iid[k] >= m->n_items) iid[k] = -1;
         unknown_items += iid[k] < 0;
     }
-    g_sort_pairs = &pr;
-    qsort(order, (size_t)pr.n, sizeof *order, cmp_by_user);
+    qsort_r(order, (size_t)pr.n, sizeof *order, cmp_by_user, &pr);
     /* one group per user: items in input order within the group */
     int32_t *gi = rf_malloc_array((size_t)pr.n + 1, sizeof *gi);
     float *go = rf_malloc_array((size_t)pr.n + 1, sizeof *go);
