@@ -212,6 +212,31 @@ static void test_defaults_and_null_opts(void **state) {
     rf_events_free(ev);
 }
 
+/* Distinct users with events; option equality field by field. */
+static void test_count_users_and_opts_equal(void **state) {
+    (void)state;
+    rf_events *ev;
+    assert_int_equal(rf_events_new(NULL, NULL, &ev), 0);
+    assert_int_equal(rf_events_count_users(ev), 0);
+    assert_int_equal(rf_events_push_str(ev, "alice", "sku1", RF_EV_VIEW, 1, 1), 0);
+    assert_int_equal(rf_events_push_str(ev, "bob", "sku1", RF_EV_VIEW, 1, 2), 0);
+    assert_int_equal(rf_events_push_str(ev, "alice", "sku2", RF_EV_CART, 1, 3), 0);
+    assert_int_equal(rf_events_count_users(ev), 2);
+    rf_events_free(ev);
+    rf_dataset_opts a, b;
+    rf_dataset_opts_default(&a);
+    rf_dataset_opts_default(&b);
+    assert_true(rf_dataset_opts_equal(&a, &b));
+    b.type_weight[RF_EV_CART] = 2;
+    assert_false(rf_dataset_opts_equal(&a, &b));
+    b = a;
+    b.half_life_days = 7;
+    assert_false(rf_dataset_opts_equal(&a, &b));
+    b = a;
+    b.binary = 1;
+    assert_false(rf_dataset_opts_equal(&a, &b));
+}
+
 /* View then purchase of one pair: sum 1 + 5, max 5, last = purchase;
  * ts carried is the latest; log order out of time order. */
 static void test_hand_fold(void **state) {
@@ -445,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_oracle_variants),
         cmocka_unit_test(test_defaults_and_null_opts),
         cmocka_unit_test(test_hand_fold),
+        cmocka_unit_test(test_count_users_and_opts_equal),
         cmocka_unit_test(test_empty_and_idle),
         cmocka_unit_test(test_deterministic_threads),
         cmocka_unit_test(test_errors),

@@ -57,6 +57,8 @@ void rf_dataset_opts_default(rf_dataset_opts *o);
  * "event weights: entry 2 'kart=3': unknown event type 'kart'") `o` is
  * left unchanged. */
 int rf_dataset_parse_weights(rf_dataset_opts *o, const char *spec, struct rf_err *err);
+/* 1 if the two options build the same matrix (every field equal), else 0. */
+int rf_dataset_opts_equal(const rf_dataset_opts *x, const rf_dataset_opts *y);
 /* Check options; NULL if fine, else a static message. */
 const char *rf_dataset_opts_check(const rf_dataset_opts *o);
 

@@ -49,5 +49,8 @@ int rf_events_push_str(rf_events *e, const char *user, const char *item, int typ
                        int64_t ts);
 /* Bytes held by the arrays (not the maps). */
 int64_t rf_events_bytes(const rf_events *e);
+/* Distinct users with at least one event (ids outside the user map are
+ * not counted); -1 when out of memory. */
+int32_t rf_events_count_users(const rf_events *e);
 
 #endif

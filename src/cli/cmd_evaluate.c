@@ -353,28 +353,6 @@ out:
 
 /* ---- test-file mode -------------------------------------------------------- */
 
-static int same_opts(const rf_dataset_opts *x, const rf_dataset_opts *y) {
-    for (int t = 0; t < RF_EV_NTYPES; t++)
-        if (x->type_weight[t] != y->type_weight[t])
-            return 0;
-    return x->use_value == y->use_value && x->half_life_days == y->half_life_days &&
-           x->now == y->now && x->fold == y->fold && x->binary == y->binary;
-}
-
-static int32_t count_users(const rf_events *ev) {
-    int32_t n = rf_idmap_size(ev->users), c = 0;
-    uint8_t *seen = rf_calloc((size_t)(n ? n : 1), 1);
-    if (!seen)
-        return -1;
-    for (int64_t i = 0; i < ev->n; i++)
-        if (ev->user[i] >= 0 && ev->user[i] < n && !seen[ev->user[i]]) {
-            seen[ev->user[i]] = 1;
-            c++;
-        }
-    rf_free(seen);
-    return c;
-}
-
 static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[][32], int n_models,
                          const int *ks, int n_ks, const char *test_path, const rf_signif_opts *so,
                          int signif, rf_err *err) {
@@ -443,7 +421,7 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
      * the matrices have exactly the store's users and items. */
     for (int j = 0; j < n_models; j++) {
         for (int i = 0; i < j && !ds[j]; i++)
-            if (same_opts(&models[i]->data_opts, &models[j]->data_opts))
+            if (rf_dataset_opts_equal(&models[i]->data_opts, &models[j]->data_opts))
                 ds[j] = ds[i];
         if (!ds[j]) {
             if ((rc = rf_dataset_build(ev, &models[j]->data_opts, &ds[j], err)))
@@ -479,8 +457,8 @@ static int run_test_file(rf_args *a, const char *json, rf_store *st, char names[
     rf_eval_info info = {.protocol = "test-file", .detail = test_path, .data_dir = dir};
     info.train_rows = ev->n;
     info.test_rows = tev->n;
-    info.train_users = count_users(ev);
-    info.test_users = count_users(tev);
+    info.train_users = rf_events_count_users(ev);
+    info.test_users = rf_events_count_users(tev);
     info.n_items = store_items;
     printf("# test file %s: %lld rows, %d users (%d unknown to the store), %d unknown items; "
            "train: the store, %lld rows, %d users\n",

@@ -153,21 +153,6 @@ int rf_evalrun_parse_ks(const char *s, int *ks, int *n_ks, rf_err *err) {
     return 0;
 }
 
-/* Distinct users with at least one event. */
-static int32_t count_users(const rf_events *ev) {
-    int32_t n = rf_idmap_size(ev->users), c = 0;
-    uint8_t *seen = rf_calloc((size_t)(n ? n : 1), 1);
-    if (!seen)
-        return -1;
-    for (int64_t i = 0; i < ev->n; i++)
-        if (ev->user[i] >= 0 && ev->user[i] < n && !seen[ev->user[i]]) {
-            seen[ev->user[i]] = 1;
-            c++;
-        }
-    rf_free(seen);
-    return c;
-}
-
 /* The train matrix options, as `recfuse train` chooses them: --weights,
  * --half-life, --binary; binary presence by default for rating-only logs
  * (a rating is a consumption signal in top-N evaluation - Protocol A
@@ -322,8 +307,8 @@ int rf_evalrun_prepare(rf_store *st, const rf_evalrun_opts *o, int fold, rf_eval
     in->data_dir = rf_store_dir(st);
     in->train_rows = r->train_ev->n;
     in->test_rows = r->test_ev->n;
-    in->train_users = count_users(r->train_ev);
-    in->test_users = count_users(r->test_ev);
+    in->train_users = rf_events_count_users(r->train_ev);
+    in->test_users = rf_events_count_users(r->test_ev);
     in->n_items = r->train->n_items;
     in->validation = o->validation;
     rf_log(RF_LOG_INFO, "eval.split",

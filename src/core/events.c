@@ -107,3 +107,16 @@ int rf_events_push_str(rf_events *e, const char *user, const char *item, int typ
 int64_t rf_events_bytes(const rf_events *e) {
     return e ? e->cap * (int64_t)(4 + 4 + 1 + 4 + 8) : 0;
 }
+
+int32_t rf_events_count_users(const rf_events *e) {
+    int32_t n = rf_idmap_size(e->users), c = 0;
+    uint8_t *seen = rf_calloc((size_t)(n ? n : 1), 1);
+    if (!seen) return -1;
+    for (int64_t i = 0; i < e->n; i++)
+        if (e->user[i] >= 0 && e->user[i] < n && !seen[e->user[i]]) {
+            seen[e->user[i]] = 1;
+            c++;
+        }
+    rf_free(seen);
+    return c;
+}

@@ -82,3 +82,10 @@ int rf_dataset_parse_weights(rf_dataset_opts *o, const char *spec, rf_err *err) 
     memcpy(o->type_weight, w, sizeof w);
     return 0;
 }
+
+int rf_dataset_opts_equal(const rf_dataset_opts *x, const rf_dataset_opts *y) {
+    for (int t = 0; t < RF_EV_NTYPES; t++)
+        if (x->type_weight[t] != y->type_weight[t]) return 0;
+    return x->use_value == y->use_value && x->half_life_days == y->half_life_days &&
+           x->now == y->now && x->fold == y->fold && x->binary == y->binary;
+}

@@ -35,13 +35,6 @@
 #include "recfuse/rng.h"
 #include "recfuse/util.h"
 
-static int same_opts(const rf_dataset_opts *x, const rf_dataset_opts *y) {
-    for (int t = 0; t < RF_EV_NTYPES; t++)
-        if (x->type_weight[t] != y->type_weight[t]) return 0;
-    return x->use_value == y->use_value && x->half_life_days == y->half_life_days &&
-           x->now == y->now && x->fold == y->fold && x->binary == y->binary;
-}
-
 int fu_channel_fit(int kind, const rf_dataset_opts *opts, const rf_dataset *d, rf_model **out,
                    rf_err *err) {
     rf_model *m = NULL;
@@ -50,7 +43,7 @@ int fu_channel_fit(int kind, const rf_dataset_opts *opts, const rf_dataset *d, r
     rf_dataset_opts mo = *opts;
     if (m->ops->data_defaults) m->ops->data_defaults(&mo);
     m->data_opts = mo;
-    if (same_opts(&mo, opts) || !d->events) {
+    if (rf_dataset_opts_equal(&mo, opts) || !d->events) {
         rc = rf_model_fit(m, d, err);
     } else {
         rf_dataset *own = NULL;
