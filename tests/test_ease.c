@@ -352,49 +352,7 @@ static void test_beats_popularity(void **state) {
 static void test_alloc_failures(void **state) {
     (void)state;
     fixture *f = fx_random(30, 20, 0.2, 1, 81);
-    char *dir = rf_test_tmpdir("ease_oom");
-    char path[512];
-    snprintf(path, sizeof path, "%s/m.rfm", dir);
-    rf_err err;
-    int32_t it[2] = {1, 2};
-    rf_hist h = {2, it, NULL, NULL};
-    float out[20], ref[20];
-    rf_model *m = NULL;
-    for (long k = 0; k < 1000; k++) { /* fit */
-        assert_int_equal(rf_model_new("ease", &m, NULL), 0);
-        assert_int_equal(rf_model_set_params(m, "lambda=3", NULL), 0);
-        rf_mem_fail_after(k);
-        int rc = rf_model_fit(m, &f->d, &err);
-        rf_mem_fail_after(-1);
-        if (rc == 0) break;
-        assert_int_equal(rc, RF_ENOMEM);
-        assert_int_equal(m->fitted, 0);
-        rf_model_free(m);
-        m = NULL;
-    }
-    assert_non_null(m);
-    assert_int_equal(rf_model_score_all(m, -1, &h, ref, &err), 0);
-    rf_mem_fail_after(0); /* scoring (fold-in allocates) */
-    int rc = rf_model_score_all(m, -1, &h, out, &err);
-    rf_mem_fail_after(-1);
-    assert_true(rc == 0 || rc == RF_ENOMEM);
-    assert_int_equal(rf_model_save(m, path, &err), 0);
-    rf_model *l = NULL;
-    for (long k = 0; k < 1000; k++) { /* load */
-        rf_mem_fail_after(k);
-        rc = rf_model_load(path, &l, &err);
-        rf_mem_fail_after(-1);
-        if (rc == 0) break;
-        assert_int_equal(rc, RF_ENOMEM);
-        assert_null(l);
-    }
-    assert_non_null(l);
-    assert_int_equal(rf_model_score_all(l, -1, &h, out, &err), 0);
-    assert_memory_equal(out, ref, sizeof out);
-    rf_model_free(l);
-    rf_model_free(m);
-    rf_test_rmtree(dir);
-    free(dir);
+    rf_test_model_alloc_failures(&f->d, "ease", "lambda=3", "ease_oom");
     fx_free(f);
 }
 

@@ -10,7 +10,10 @@
 #include "recfuse/csr.h"
 #include "recfuse/dataset.h"
 #include "recfuse/events.h"
+#include "recfuse/error.h"
 #include "recfuse/idmap.h"
+#include "recfuse/mem.h"
+#include "recfuse/model.h"
 
 char *rf_test_tmpdir(const char *tag) {
     static int counter = 0;
@@ -116,4 +119,54 @@ struct rf_events *rf_test_events_items(int32_t ni) {
         assert_int_equal(rf_idmap_put(ev->items, it, strlen(it), &id, NULL), 0);
     }
     return ev;
+}
+
+void rf_test_model_alloc_failures(const rf_dataset *d, const char *name, const char *params,
+                                  const char *tag) {
+    char *dir = rf_test_tmpdir(tag);
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.rfm", dir);
+    rf_err err;
+    int32_t it[2] = {1, 2};
+    rf_hist h = {2, it, NULL, NULL};
+    size_t bytes = (size_t)d->n_items * sizeof(float);
+    float *out = malloc(bytes), *ref = malloc(bytes);
+    rf_model *m = NULL;
+    for (long k = 0; k < 1000; k++) { /* fit */
+        assert_int_equal(rf_model_new(name, &m, NULL), 0);
+        assert_int_equal(rf_model_set_params(m, params, NULL), 0);
+        rf_mem_fail_after(k);
+        int rc = rf_model_fit(m, d, &err);
+        rf_mem_fail_after(-1);
+        if (rc == 0) break;
+        assert_int_equal(rc, RF_ENOMEM);
+        assert_int_equal(m->fitted, 0);
+        rf_model_free(m);
+        m = NULL;
+    }
+    assert_non_null(m);
+    assert_int_equal(rf_model_score_all(m, -1, &h, ref, &err), 0);
+    rf_mem_fail_after(0); /* scoring (fold-in allocates) */
+    int rc = rf_model_score_all(m, -1, &h, out, &err);
+    rf_mem_fail_after(-1);
+    assert_true(rc == 0 || rc == RF_ENOMEM);
+    assert_int_equal(rf_model_save(m, path, &err), 0);
+    rf_model *l = NULL;
+    for (long k = 0; k < 1000; k++) { /* load */
+        rf_mem_fail_after(k);
+        rc = rf_model_load(path, &l, &err);
+        rf_mem_fail_after(-1);
+        if (rc == 0) break;
+        assert_int_equal(rc, RF_ENOMEM);
+        assert_null(l);
+    }
+    assert_non_null(l);
+    assert_int_equal(rf_model_score_all(l, -1, &h, out, &err), 0);
+    assert_memory_equal(out, ref, bytes);
+    rf_model_free(l);
+    rf_model_free(m);
+    free(out);
+    free(ref);
+    rf_test_rmtree(dir);
+    free(dir);
 }

@@ -29,6 +29,15 @@ rf_test_ds *rf_test_ds_new(int32_t nu, const char *uprefix, const int32_t *uname
                            const int32_t *c, const float *v);
 void rf_test_ds_free(rf_test_ds *t); /* NULL is a no-op */
 
+/* Fault injection over a whole model life: every allocation of fit (model
+ * NAME with PARAMS on d), of scoring a fold-in history {1, 2} and of load
+ * may fail; each failure must be RF_ENOMEM with nothing fitted or loaded
+ * (the ASan build checks for leaks), and the model fitted and loaded once
+ * allocations succeed scores exactly as the first one. tag names the temp
+ * directory. d needs at least 3 items. */
+void rf_test_model_alloc_failures(const struct rf_dataset *d, const char *name, const char *params,
+                                  const char *tag);
+
 /* A fresh empty directory under $RF_TEST_TMP (or /tmp), unique per call.
  * Returns a malloc'd path (free()); NULL on failure. */
 char *rf_test_tmpdir(const char *tag);
