@@ -43,21 +43,12 @@ int main(int argc, char **argv) {
     rf_progress_set_quiet(1);
     rf_log_set_level(RF_LOG_WARN);
 
-    int32_t nu, ni;
-    int64_t n;
-    rf_bench_protoc_size(&nu, &ni, &n);
-    double t0 = rf_mono();
-    rf_events *ev = NULL;
-    rf_dataset *d = NULL;
-    int rc = rf_bench_protoc_dataset(nu, ni, n, 1, &ev, &d);
-    if (rc) {
-        fprintf(stderr, "bench_bpr: workload: %s\n", rf_strerror(rc));
-        return 1;
-    }
-    printf("workload          %d users x %d items, %lld interactions (generated in %.1f s)\n",
-           d->n_users, d->n_items, (long long)d->ui->nnz, rf_mono() - t0);
+    rf_events *ev;
+    rf_dataset *d;
+    double gen_s;
+    if (rf_bench_protoc_workload("bench_bpr", &ev, &d, &gen_s)) return 1;
+    rf_bench_protoc_print(d, gen_s);
     int64_t gen_peak = rf_bench_hwm_now();
-    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", rf_bench_mib(gen_peak));
     /* the dataset borrows the log's id maps: free only the event arrays */
     rf_free(ev->user);
     rf_free(ev->item);
@@ -80,6 +71,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < runs; r++) {
             rf_model *m = NULL;
             rf_err err;
+            int rc;
             if ((rc = rf_model_new("bpr", &m, &err)) ||
                 (rc = rf_model_set_params(m, cfgs[c], &err))) {
                 fprintf(stderr, "bench_bpr: %s\n", err.msg);

@@ -123,21 +123,13 @@ int main(int argc, char **argv) {
     rf_progress_set_quiet(1);
     /* BENCH_DEBUG=1: per-iteration timings of the user and item steps */
     rf_log_set_level(getenv("BENCH_DEBUG") ? RF_LOG_DEBUG : RF_LOG_WARN);
-    int32_t nu, ni;
-    int64_t nn;
-    rf_bench_protoc_size(&nu, &ni, &nn);
-    double t0 = rf_mono();
-    rf_events *ev = NULL;
-    rf_dataset *d = NULL;
-    int rc = rf_bench_protoc_dataset(nu, ni, nn, 1, &ev, &d);
-    if (rc) {
-        fprintf(stderr, "bench_ials: workload: %s\n", rf_strerror(rc));
-        return 1;
-    }
+    rf_events *ev;
+    rf_dataset *d;
+    double gen_s;
+    if (rf_bench_protoc_workload("bench_ials", &ev, &d, &gen_s)) return 1;
     printf("# bench_ials: %d users, %d items, %lld interactions; %d threads; kernels %s; "
            "workload built in %.1f s\n",
-           d->n_users, d->n_items, (long long)d->ui->nnz, threads, rf_als_simd(),
-           rf_mono() - t0);
+           d->n_users, d->n_items, (long long)d->ui->nnz, threads, rf_als_simd(), gen_s);
     int64_t rss0 = rf_bench_rss_now();
 
     char params[1024];

@@ -42,20 +42,11 @@ int main(int argc, char **argv) {
     rf_set_threads(threads);
     rf_progress_set_quiet(1);
 
-    int32_t nu, ni;
-    int64_t n;
-    rf_bench_protoc_size(&nu, &ni, &n);
-    double t0 = rf_mono();
-    rf_events *ev = NULL;
-    rf_dataset *d = NULL;
-    int rc = rf_bench_protoc_dataset(nu, ni, n, 1, &ev, &d);
-    if (rc) {
-        fprintf(stderr, "bench_itemknn: workload: %s\n", rf_strerror(rc));
-        return 1;
-    }
-    printf("workload          %d users x %d items, %lld interactions (generated in %.1f s)\n",
-           d->n_users, d->n_items, (long long)d->ui->nnz, rf_mono() - t0);
-    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n", rf_bench_mib(rf_bench_hwm_now()));
+    rf_events *ev;
+    rf_dataset *d;
+    double gen_s;
+    if (rf_bench_protoc_workload("bench_itemknn", &ev, &d, &gen_s)) return 1;
+    rf_bench_protoc_print(d, gen_s);
     /* The dataset borrows the log's id maps: free only the event arrays,
      * then reset the peak (VmHWM) so the figures below are the fit's. */
     rf_free(ev->user);

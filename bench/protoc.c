@@ -10,6 +10,8 @@
 #include "recfuse/error.h"
 #include "recfuse/mem.h"
 #include "recfuse/rng.h"
+#include "recfuse/util.h"
+#include "benchutil.h"
 
 #define NCLUST 16
 
@@ -179,4 +181,27 @@ int rf_bench_protoc_dataset(int32_t users, int32_t items, int64_t n, uint64_t se
         *ev = NULL;
     }
     return rc;
+}
+
+int rf_bench_protoc_workload(const char *tag, rf_events **ev, rf_dataset **out, double *seconds) {
+    int32_t nu, ni;
+    int64_t n;
+    rf_bench_protoc_size(&nu, &ni, &n);
+    double t0 = rf_mono();
+    *ev = NULL;
+    *out = NULL;
+    int rc = rf_bench_protoc_dataset(nu, ni, n, 1, ev, out);
+    *seconds = rf_mono() - t0;
+    if (rc) {
+        fprintf(stderr, "%s: workload: %s\n", tag, rf_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+void rf_bench_protoc_print(const rf_dataset *d, double seconds) {
+    printf("workload          %d users x %d items, %lld interactions (generated in %.1f s)\n",
+           d->n_users, d->n_items, (long long)d->ui->nnz, seconds);
+    printf("peak RSS (gen)    %.0f MiB (generator: event log + dataset)\n",
+           rf_bench_mib(rf_bench_hwm_now()));
 }

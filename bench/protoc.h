@@ -23,5 +23,11 @@ int rf_bench_protoc_dataset(int32_t users, int32_t items, int64_t n, uint64_t se
 /* Defaults from the environment: PROTOC_USERS, PROTOC_ITEMS, PROTOC_N
  * (138000, 27000, 20000000). */
 void rf_bench_protoc_size(int32_t *users, int32_t *items, int64_t *n);
+/* The dataset of the environment's size (rf_bench_protoc_size), seed 1:
+ * 0, or 1 after printing "TAG: workload: reason" on stderr. *seconds
+ * receives the generation time. */
+int rf_bench_protoc_workload(const char *tag, rf_events **ev, rf_dataset **out, double *seconds);
+/* The two "workload" / "peak RSS (gen)" lines the speed benchmarks print. */
+void rf_bench_protoc_print(const rf_dataset *d, double seconds);
 
 #endif
