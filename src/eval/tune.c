@@ -425,6 +425,15 @@ typedef struct cfgs {
     int *sub;
 } cfgs;
 
+/* Append "name=value" (space-separated after the first) to t[0..size) at
+ * offset used; returns the new offset, clamped so t stays terminated. */
+static size_t append_kv(char *t, size_t size, size_t used, const char *name, const char *value) {
+    int w = snprintf(t + used, size - used, "%s%s=%s", used ? " " : "", name, value);
+    if (w > 0)
+        used += (size_t)w;
+    return used >= size ? size - 1 : used;
+}
+
 static int cfgs_has(const cfgs *c, const char *t) {
     for (int i = 0; i < c->n; i++)
         if (strcmp(c->text[i], t) == 0)
@@ -473,14 +482,8 @@ static int make_grid(const rf_tune_space *s, const rf_tune_opts *o, cfgs *out, r
             char t[RF_TUNE_PARAMS_MAX];
             size_t used = 0;
             t[0] = 0;
-            for (int j = 0; j < sub->n_dims; j++) {
-                int w = snprintf(t + used, sizeof t - used, "%s%s=%s", j ? " " : "",
-                                 sub->dims[j].name, vals[j][idx[j]]);
-                if (w > 0)
-                    used += (size_t)w;
-                if (used >= sizeof t)
-                    used = sizeof t - 1;
-            }
+            for (int j = 0; j < sub->n_dims; j++)
+                used = append_kv(t, sizeof t, used, sub->dims[j].name, vals[j][idx[j]]);
             if (!cfgs_has(out, t) && cfgs_add(out, t, si))
                 return rf_err_set(err, RF_ENOMEM, "out of memory");
             int j = sub->n_dims - 1;
@@ -543,11 +546,7 @@ static int make_random(const rf_tune_space *s, const rf_tune_opts *o, cfgs *out,
                 range_value(d, rf_rng_uniform(&rng), v, sizeof v);
             else
                 snprintf(v, sizeof v, "%s", d->values[rf_rng_below(&rng, (uint64_t)d->n_values)]);
-            int w = snprintf(t + used, sizeof t - used, "%s%s=%s", j ? " " : "", d->name, v);
-            if (w > 0)
-                used += (size_t)w;
-            if (used >= sizeof t)
-                used = sizeof t - 1;
+            used = append_kv(t, sizeof t, used, d->name, v);
         }
         if (!cfgs_has(out, t) && cfgs_add(out, t, si))
             return rf_err_set(err, RF_ENOMEM, "out of memory");
