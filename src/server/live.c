@@ -9,12 +9,18 @@
  * PUTs); each loaded model maps its item ids to cids once (srv_model.m2c),
  * so the read paths index plain arrays. One rwlock guards it all: request
  * threads read under the shared lock, the event writer applies a whole
- * committed batch under one exclusive lock. Arrays grow by doubling. */
+ * committed batch under one exclusive lock. Arrays grow by doubling.
+ *
+ * The counters hold what the served models have not seen: srv_live_count
+ * is the one rule, used for every posted event (writer.c) and for the
+ * store's events newer than the models' training data when a snapshot is
+ * published (replay.c). */
 #include <math.h>
 #include <string.h>
 
 #include "recfuse/idmap.h"
 #include "recfuse/mem.h"
+#include "recfuse/model.h"
 #include "server/srv_int.h"
 
 static int grow_items(srv_live *L, int32_t need) {
@@ -97,6 +103,8 @@ void srv_live_reset_counts(srv_live *L) {
         L->pop[i] = L->trend[i] = 0;
         L->co[i].n = 0;
     }
+    int32_t nu = rf_idmap_size(L->users);
+    for (int32_t u = 0; u < nu; u++) L->sess[u].n = 0;
     atomic_fetch_add(&L->gen, 1);
 }
 
@@ -123,6 +131,38 @@ static int co_add(srv_colist *l, int32_t b) {
 int srv_live_cooccur(srv_live *L, int32_t a, int32_t b) {
     int rc = co_add(&L->co[a], b);
     return rc ? rc : co_add(&L->co[b], a);
+}
+
+int srv_live_count(srv_live *L, const srv_snap *sn, const rf_event_in *e, int new_pair,
+                   unsigned kinds, int64_t now) {
+    int32_t cid, uid;
+    int rc = srv_live_item(L, e->item, strlen(e->item), &cid);
+    if (rc == 0) rc = srv_live_user(L, e->user, strlen(e->user), &uid);
+    if (rc) return rc;
+    if (kinds & SRV_COUNT_FOLD) L->ufold[uid] = 1;
+    const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
+    const rf_model *tm = sn->mod[M_TREND].m;
+    if (new_pair && (kinds & SRV_COUNT_POP) && (!pm || pm->data_opts.type_weight[e->type] != 0))
+        L->pop[cid] += 1;
+    if (new_pair && (kinds & SRV_COUNT_TREND) && tm && tm->data_opts.type_weight[e->type] != 0) {
+        double t = e->ts < now ? (double)e->ts : (double)now;
+        double x = (t - sn->trend_ref) / sn->trend_hl;
+        if (x > 60) x = 60;
+        if (x > -60) L->trend[cid] += (float)exp2(x);
+    }
+    if ((kinds & SRV_COUNT_CO) && (sn->rules_types & (1u << e->type))) {
+        srv_session *ss = &L->sess[uid];
+        if (ss->n > 0 && (e->ts - ss->last_ts > sn->rules_gap || ss->n >= sn->rules_max_basket))
+            ss->n = 0;
+        int seen = 0;
+        for (int32_t k = 0; k < ss->n; k++) seen |= ss->items[k] == cid;
+        if (!seen) {
+            for (int32_t k = 0; k < ss->n && rc == 0; k++) rc = srv_live_cooccur(L, ss->items[k], cid);
+            if (ss->n < SRV_SESSION_MAX) ss->items[ss->n++] = cid;
+        }
+        if (e->ts > ss->last_ts || ss->n == 1) ss->last_ts = e->ts;
+    }
+    return rc;
 }
 
 int srv_live_init(srv_live *L, rf_store *st, rf_err *err) {

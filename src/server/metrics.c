@@ -139,6 +139,10 @@ char *srv_metrics_render(const srv_metrics *m, const srv_snap *snap, int64_t que
         "# HELP recfuse_event_queue Event batches waiting for the writer.\n"
         "# TYPE recfuse_event_queue gauge\n"
         "recfuse_event_queue %lld\n"
+        "# HELP recfuse_events_replayed_total Stored events newer than the served models, "
+        "recounted into the live counters after each model load.\n"
+        "# TYPE recfuse_events_replayed_total counter\n"
+        "recfuse_events_replayed_total %llu\n"
         "# HELP recfuse_model_reloads_total Model snapshots published (and failed loads).\n"
         "# TYPE recfuse_model_reloads_total counter\n"
         "recfuse_model_reloads_total{result=\"ok\"} %llu\n"
@@ -149,7 +153,7 @@ char *srv_metrics_render(const srv_metrics *m, const srv_snap *snap, int64_t que
         "recfuse_retrains_total{result=\"failed\"} %llu\n",
         (unsigned long long)ld(&m->events_ingested), (unsigned long long)ld(&m->events_duplicate),
         (unsigned long long)ld(&m->commits), (long long)queue_len,
-        (unsigned long long)ld(&m->reloads), (unsigned long long)ld(&m->reload_failures),
+        (unsigned long long)ld(&m->events_replayed), (unsigned long long)ld(&m->reloads), (unsigned long long)ld(&m->reload_failures),
         (unsigned long long)ld(&m->retrains), (unsigned long long)ld(&m->retrain_failures));
     put(&b, "# HELP recfuse_model_info The model serving each role (value: snapshot version).\n"
             "# TYPE recfuse_model_info gauge\n");

@@ -257,10 +257,10 @@ int srv_reload(rf_server *s, int only_if_changed, int *changed, rf_err *err) {
     pthread_mutex_lock(&s->snap_lock);
     s->snap = sn;
     pthread_mutex_unlock(&s->snap_lock);
-    /* The new models count every event before them. */
-    pthread_rwlock_wrlock(&s->live.lock);
-    srv_live_reset_counts(&s->live);
-    pthread_rwlock_unlock(&s->live.lock);
+    /* The live counters now count what the new models have not seen: the
+     * event writer replays it from the store (replay.c). */
+    atomic_store(&s->replay_pending, 1);
+    if (s->writer) srv_writer_poke(s->writer);
     srv_snap_release(cur);
     atomic_fetch_add(&s->metrics.reloads, 1);
     if (changed) *changed = 1;

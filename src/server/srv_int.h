@@ -33,7 +33,7 @@ typedef struct srv_metrics {
     _Atomic uint64_t bucket[R_COUNT][SRV_NSTATUS][SRV_NBUCKETS]; /* cumulative on output */
     _Atomic uint64_t sum_us[R_COUNT][SRV_NSTATUS];
     _Atomic uint64_t events_ingested, events_duplicate, commits, reloads, reload_failures,
-        retrains, retrain_failures;
+        retrains, retrain_failures, events_replayed;
 } srv_metrics;
 void srv_metrics_record(srv_metrics *m, srv_route r, int status, double seconds);
 /* Prometheus text of m plus the model gauges; allocated (rf_free). */
@@ -143,11 +143,30 @@ int srv_live_user(srv_live *L, const char *id, size_t len, int32_t *uid);
 /* Set an item's attributes (price NAN / stock -1 / category NULL: unknown).
  * Caller holds the write lock. */
 int srv_live_set_item(srv_live *L, int32_t cid, const char *category, double price, int64_t stock);
-/* Forget the live counters (called with the write lock when a new
- * snapshot is published: its models count what came before). */
+/* Forget the live counters and basket sessions (caller holds the write
+ * lock; replay.c, before it recounts what the new snapshot has not seen). */
 void srv_live_reset_counts(srv_live *L);
+/* What srv_live_count may move, a bit each. */
+#define SRV_COUNT_POP 1u   /* live popularity */
+#define SRV_COUNT_TREND 2u /* live trending */
+#define SRV_COUNT_CO 4u    /* basket sessions and co-occurrence */
+#define SRV_COUNT_FOLD 8u  /* mark the user to be folded in from the store */
+#define SRV_COUNT_ALL 15u
+/* Count one stored event in the live state under snapshot sn: the user is
+ * marked for fold-in, popularity and trending move when the (user, item)
+ * pair is new (new_pair) and the model counts the event's type, the
+ * user's basket session and co-occurrences move for the rules model's
+ * basket types; `kinds` masks what may move. now (Unix s) caps future
+ * timestamps for trending. Caller holds the write lock. */
+int srv_live_count(srv_live *L, const srv_snap *sn, const rf_event_in *e, int new_pair,
+                   unsigned kinds, int64_t now);
 /* Add one co-occurrence a <-> b. Caller holds the write lock. */
 int srv_live_cooccur(srv_live *L, int32_t a, int32_t b);
+struct rf_server;
+/* Rebuild the live counters for the current snapshot: reset, then count
+ * the events of st newer than each served model's training data
+ * (replay.c). Runs on the event writer's thread; *replayed = rows read. */
+int srv_live_replay(struct rf_server *s, rf_store *st, int64_t *replayed, rf_err *err);
 
 /* ---- the group-commit event writer (writer.c) ------------------------ */
 
@@ -170,6 +189,9 @@ int srv_writer_start(struct rf_server *s, srv_writer **out, rf_err *err);
  * batch->conn. RF_ESTATE after the writer was stopped. */
 int srv_writer_submit(srv_writer *w, srv_batch *b);
 int64_t srv_writer_queued(srv_writer *w);
+/* Wake the writer to rebuild the live counters (s->replay_pending is set):
+ * it replays before it commits the next group. */
+void srv_writer_poke(srv_writer *w);
 /* Commit everything queued, then stop the thread and free. */
 void srv_writer_stop(srv_writer *w);
 void srv_batch_free(srv_batch *b);
@@ -238,6 +260,7 @@ struct rf_server {
     rf_store *st;         /* for item/user writes (serialised by wlock) */
     pthread_mutex_t wlock;
     srv_writer *writer;
+    _Atomic int replay_pending; /* a snapshot was published: the writer replays */
     srv_live live;
     srv_metrics metrics;
     srv_scorers scorers;

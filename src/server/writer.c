@@ -9,6 +9,9 @@
  * to the next read. While one group commits, new posts queue up and form
  * the next group: the busier the server, the bigger the groups.
  *
+ * After a snapshot is published the writer first rebuilds the live
+ * counters from the store (srv_live_replay), before the next group.
+ *
  * Shutdown: srv_writer_stop lets the thread drain the queue before it
  * exits; a batch submitted after that is refused (RF_ESTATE -> 503). */
 #include <math.h>
@@ -41,41 +44,14 @@ void srv_batch_free(srv_batch *b) {
 void srv_live_apply(rf_server *s, const srv_batch *b, const uint8_t *flags) {
     srv_snap *sn = srv_snap_acquire(s);
     srv_live *L = &s->live;
-    const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
-    const rf_model *tm = sn->mod[M_TREND].m;
-    double now = (double)rf_now();
+    int64_t now = rf_now();
     pthread_rwlock_wrlock(&L->lock);
-    for (int64_t i = 0; i < b->n; i++) {
-        const rf_event_in *e = &b->ev[i];
-        int32_t cid, uid;
-        if (srv_live_item(L, e->item, strlen(e->item), &cid) ||
-            srv_live_user(L, e->user, strlen(e->user), &uid)) {
+    for (int64_t i = 0; i < b->n; i++)
+        if (srv_live_count(L, sn, &b->ev[i], (flags[i] & RF_APPEND_NEW_PAIR) != 0, SRV_COUNT_ALL,
+                           now)) {
             rf_log(RF_LOG_WARN, "serve.live", "msg=\"out of memory applying events\"");
             break;
         }
-        L->ufold[uid] = 1;
-        if (flags[i] & RF_APPEND_NEW_PAIR) {
-            if (!pm || pm->data_opts.type_weight[e->type] != 0) L->pop[cid] += 1;
-            if (tm && tm->data_opts.type_weight[e->type] != 0) {
-                double t = (double)e->ts < now ? (double)e->ts : now;
-                double x = (t - sn->trend_ref) / sn->trend_hl;
-                if (x > 60) x = 60;
-                if (x > -60) L->trend[cid] += (float)exp2(x);
-            }
-        }
-        if (sn->rules_types & (1u << e->type)) {
-            srv_session *ss = &L->sess[uid];
-            if (ss->n > 0 && (e->ts - ss->last_ts > sn->rules_gap || ss->n >= sn->rules_max_basket))
-                ss->n = 0;
-            int seen = 0;
-            for (int32_t k = 0; k < ss->n; k++) seen |= ss->items[k] == cid;
-            if (!seen) {
-                for (int32_t k = 0; k < ss->n; k++) srv_live_cooccur(L, ss->items[k], cid);
-                if (ss->n < SRV_SESSION_MAX) ss->items[ss->n++] = cid;
-            }
-            if (e->ts > ss->last_ts || ss->n == 1) ss->last_ts = e->ts;
-        }
-    }
     atomic_fetch_add(&L->gen, 1);
     pthread_rwlock_unlock(&L->lock);
     srv_snap_release(sn);
@@ -134,7 +110,19 @@ static void *writer_main(void *arg) {
     srv_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+        while (!w->head && !w->stop && !atomic_load(&w->s->replay_pending))
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->stop && atomic_exchange(&w->s->replay_pending, 0)) {
+            pthread_mutex_unlock(&w->mu);
+            rf_err err;
+            rf_err_clear(&err);
+            int64_t n;
+            if (srv_live_replay(w->s, w->st, &n, &err))
+                rf_log(RF_LOG_ERROR, "serve.replay", "msg=\"%s\"", err.msg);
+            atomic_fetch_add(&w->s->metrics.events_replayed, (uint64_t)n);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         if (!w->head) break;
         srv_batch *list = w->head;
         w->head = w->tail = NULL;
@@ -193,6 +181,12 @@ int srv_writer_submit(srv_writer *w, srv_batch *b) {
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
+}
+
+void srv_writer_poke(srv_writer *w) {
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 int64_t srv_writer_queued(srv_writer *w) {
