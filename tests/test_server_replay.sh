@@ -3,7 +3,8 @@
 # events posted after the served models were trained keep counting in
 # /v1/popular, /v1/trending and /v1/bought-together across an admin reload
 # and a restart (they are replayed from the store), and once a retrained
-# model has seen them they are not counted twice.
+# model has seen them they are not counted twice. A forgotten customer is
+# not served from their trained vector after a restart either.
 # Usage: test_server_replay.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
@@ -14,7 +15,7 @@ export RECFUSE_THREADS=2
 
 rf_shop "$T" || { echo "setup failed"; exit 1; }
 D=$T/d
-"$BIN" train --quiet --data "$D" --model pop,trending,rules > /dev/null 2>&1 || bad "train"
+"$BIN" train --quiet --data "$D" --model pop,trending,rules,ials > /dev/null 2>&1 || bad "train"
 
 # 12 new customers buy the brand-new items NEWA and NEWB together, after the
 # newest event the models trained on (the demo shop ends in 2024).
@@ -65,6 +66,14 @@ req GET /metrics
 grep -q '^recfuse_events_replayed_total 24$' <<< "$BODY" && ok "metrics: 24 events replayed" ||
   bad "metrics: $(grep replayed <<< "$BODY")"
 grep -q 'serve.replay.*events=24' "$T/serve.err" && ok "the replay is logged" || bad "no replay log line"
+# A trained customer is forgotten: after the restart below the model file
+# still holds their vector, and it must not be used.
+req GET /v1/recommend/nobody-at-all
+COLD=$(jq -c '[.items[].item]' <<< "$BODY")
+req GET /v1/recommend/u2
+[ "$(jq -c '[.items[].item]' <<< "$BODY")" != "$COLD" ] && ok "u2 has a personal list" || bad "u2: $BODY"
+req DELETE /v1/users/u2
+[ "$CODE" = 200 ] || bad "delete u2: $CODE"
 stop_server || bad "stop"
 
 start_server --data "$D" --watch-ms 0 || { rf_finish; exit 1; }
@@ -78,10 +87,14 @@ done
 req GET /v1/recommend/rp1
 [ "$CODE" = 200 ] && ! jq -r '.items[].item' <<< "$BODY" | grep -qx 'NEWA' &&
   ok "after a restart: a replayed customer's purchase stays out of their list" || bad "rp1: $CODE $BODY"
+req GET /v1/recommend/u2
+[ "$CODE" = 200 ] && [ "$(jq -c '[.items[].item]' <<< "$BODY")" = "$COLD" ] &&
+  ok "after a restart: a forgotten customer gets the cold-start list, not their trained vector's" ||
+  bad "forgotten u2 after restart: $BODY"
 
 # Retrain with the server running: the new models have seen the 24 events,
 # so the live counters must not add them again.
-"$BIN" train --quiet --data "$D" --model pop,trending,rules > /dev/null 2>&1 || bad "retrain"
+"$BIN" train --quiet --data "$D" --model pop,trending,rules,ials > /dev/null 2>&1 || bad "retrain"
 KEY= req POST /v1/admin/reload
 for _ in $(seq 1 50); do
   req GET /metrics

@@ -464,7 +464,8 @@ int rf_cmd_recommend(rf_args *a) {
                 j->n_bought = bought_items(m, ev, j->bought, (int32_t)ev->n);
             }
             j->user = rf_idmap_find(m->users, id, strlen(id));
-            if (j->user >= m->n_users) j->user = -1;
+            /* no stored events: forgotten since training - never the trained row */
+            if (j->user >= m->n_users || ev->n == 0) j->user = -1;
             if (j->n_hist == 0) unknown++;
         }
         int failed = 0;

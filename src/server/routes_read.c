@@ -218,7 +218,10 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
     }
     if (exclude) mark_ids(m, exclude, mask);
     q->uid = rf_idmap_find(m->users, user, strlen(user));
-    if (q->uid >= m->n_users) q->uid = -1;
+    /* No stored events: the user was forgotten (DELETE) since the model was
+     * trained - served as unknown, never from the trained row, also after a
+     * restart. */
+    if (q->uid >= m->n_users || ctx->ev->n == 0) q->uid = -1;
     srv_live *L = &s->live;
     pthread_rwlock_rdlock(&L->lock);
     int32_t luid = rf_idmap_find(L->users, user, strlen(user));
