@@ -42,6 +42,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -59,6 +60,7 @@
 
 enum { CONF_LINEAR = 0, CONF_LOG = 1 };
 enum { SOLVER_CHOLESKY = 0, SOLVER_CG = 1 };
+enum { REC_EXP = 0, REC_HYPER = 1, REC_STEP = 2, REC_REL = 3 };
 
 typedef struct ials_params {
     int factors;
@@ -74,6 +76,9 @@ typedef struct ials_params {
     int seed;
     double unobs_exp;
     double unobs_weight;
+    double recency;
+    double recency_tau;
+    int recency_shape;
 } ials_params;
 
 typedef struct ials_impl {
@@ -116,6 +121,13 @@ static const rf_param_def ials_defs[] = {
      "initial factors ~ N(0, (init / sqrt(factors))^2)"},
     {"seed", RF_P_INT, offsetof(ials_params, seed), 42, 0, 2147483647, NULL,
      "seed of the initial factors"},
+    {"recency", RF_P_DOUBLE, offsetof(ials_params, recency), 0, 0, 1e9, NULL,
+     "observed confidence += recency * g(rank), rank = the user's later items (0: off)"},
+    {"recency_tau", RF_P_DOUBLE, offsetof(ials_params, recency_tau), 10, 1e-6, 1e9, NULL,
+     "scale of g: items (exp, hyper, step) or a fraction of the history (rel)"},
+    {"recency_shape", RF_P_ENUM, offsetof(ials_params, recency_shape), REC_EXP, 0, 3,
+     "exp,hyper,step,rel",
+     "g(r) = 2^(-r/tau), 1/(1 + r/tau), [r < tau], or 2^(-(r/n)/tau) (n: history length)"},
     {0},
 };
 
@@ -186,6 +198,108 @@ static inline double conf_extra(const ials_params *pp, float r) {
     return pp->alpha * (double)r;
 }
 
+static int32_t max_row(const rf_csr *M) {
+    int64_t mx = 0;
+    for (int32_t r = 0; r < M->nrows; r++)
+        if (rf_csr_row_len(M, r) > mx) mx = rf_csr_row_len(M, r);
+    return (int32_t)(mx > 0 ? mx : 1);
+}
+
+/* g(r) of an entry with rank r (the number of the user's entries with a
+ * later time) in a history of n entries; g(0) = 1, decreasing in r. */
+static double recency_g(const ials_params *pp, int64_t r, int64_t n) {
+    const double tau = pp->recency_tau, x = (double)r;
+    switch (pp->recency_shape) {
+    case REC_HYPER: return 1.0 / (1.0 + x / tau);
+    case REC_STEP: return x < tau ? 1.0 : 0.0;
+    case REC_REL: return exp2(-(x / (double)(n > 0 ? n : 1)) / tau);
+    default: return exp2(-x / tau);
+    }
+}
+
+static int cmp_i64_desc(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* The recency term recency * g(rank) of each of n entries with times ts
+ * (ts NULL: every entry counts as the latest, rank 0) into rec; entries
+ * with equal times share a rank. scratch: n int64. */
+static void recency_row(const ials_params *pp, int32_t n, const int64_t *ts, int64_t *scratch,
+                        float *rec) {
+    if (!ts) {
+        for (int32_t j = 0; j < n; j++) rec[j] = (float)pp->recency;
+        return;
+    }
+    memcpy(scratch, ts, (size_t)n * sizeof *scratch);
+    qsort(scratch, (size_t)n, sizeof *scratch, cmp_i64_desc);
+    for (int32_t j = 0; j < n; j++) { /* rank: entries strictly later than ts[j] */
+        int32_t lo = 0, hi = n;
+        while (lo < hi) {
+            int32_t mid = lo + (hi - lo) / 2;
+            if (scratch[mid] > ts[j])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        rec[j] = (float)(pp->recency * recency_g(pp, lo, n));
+    }
+}
+
+/* The recency terms of every training entry, in ui order (*rui) and in iu
+ * order (*riu), from the entries' last event times (d->ui_ts). */
+static int recency_arrays(const ials_params *pp, const rf_dataset *d, int nth, float **rui,
+                          float **riu, rf_err *err) {
+    const rf_csr *ui = d->ui, *iu = d->iu;
+    const int64_t nnz = ui->nnz;
+    const int32_t maxlen = max_row(ui);
+    *rui = *riu = NULL;
+    if (!d->ui_ts)
+        return rf_err_set(err, RF_EINVAL, "ials: recency > 0 needs the entries' event times");
+    float *a = rf_malloc_array((size_t)(nnz ? nnz : 1), sizeof *a);
+    float *b = rf_malloc_array((size_t)(nnz ? nnz : 1), sizeof *b);
+    int64_t *scr = rf_malloc_array((size_t)nth * 2 * (size_t)maxlen, sizeof *scr);
+    int64_t *cur = rf_malloc_array((size_t)iu->nrows + 1, sizeof *cur);
+    if (!a || !b || !scr || !cur) {
+        rf_free(a);
+        rf_free(b);
+        rf_free(scr);
+        rf_free(cur);
+        return rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
+    }
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nth)
+    for (int32_t u = 0; u < ui->nrows; u++) {
+        int64_t *ts = scr + (size_t)rf_thread_id() * 2 * (size_t)maxlen, *tmp = ts + maxlen;
+        const int64_t lo = ui->indptr[u];
+        const int32_t n = (int32_t)(ui->indptr[u + 1] - lo);
+        for (int32_t j = 0; j < n; j++) ts[j] = (int64_t)d->ui_ts[lo + j];
+        recency_row(pp, n, ts, tmp, a + lo);
+    }
+    /* iu lists each item's users in increasing order (rf_csr_transpose). */
+    int ok = 1;
+    memcpy(cur, iu->indptr, (size_t)iu->nrows * sizeof *cur);
+    for (int32_t u = 0; u < ui->nrows && ok; u++)
+        for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
+            int32_t i = ui->indices[q];
+            int64_t pos = i >= 0 && i < iu->nrows ? cur[i]++ : -1;
+            if (pos < 0 || pos >= iu->indptr[i + 1] || iu->indices[pos] != u) {
+                ok = 0;
+                break;
+            }
+            b[pos] = a[q];
+        }
+    rf_free(scr);
+    rf_free(cur);
+    if (!ok) {
+        rf_free(a);
+        rf_free(b);
+        return rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
+    }
+    *rui = a;
+    *riu = b;
+    return 0;
+}
+
 /* How one row's observations are weighed: the unobserved weight of each
  * column (colw: the user step with popularity-scaled item weights) or one
  * weight for the whole row (roww: unobs_weight, or the item's own weight
@@ -199,7 +313,8 @@ typedef struct row_weights {
 static float gram_scale(const row_weights *rw) { return rw->colw ? 1.0f : rw->roww; }
 
 /* The observations of one row (entries with weight > 0) into idx, cm1
- * (c - w) and conf (c; *use_conf is 0 when every w is 1 and the kernels
+ * (c - w) and conf (c = 1 + alpha f(r) + rec, rec the entry's recency term
+ * or 0 when rec is NULL; *use_conf is 0 when every w is 1 and the kernels
  * may take 1 + cm1 instead); returns their count and the row's
  * regularisation in *reg: reg * W^reg_exp with W the row's total weight,
  * the sum of the unobserved weights over all columns (unobs_weight * n_cols
@@ -207,8 +322,8 @@ static float gram_scale(const row_weights *rw) { return rw->colw ? 1.0f : rw->ro
  * otherwise) plus sum (c - w). Entries outside [0, n_cols) are skipped
  * (fold-in input is not trusted). */
 static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, const float *wts,
-                        int32_t n_cols, const row_weights *rw, int32_t *idx, float *cm1,
-                        float *conf, int *use_conf, double *reg) {
+                        const float *rec, int32_t n_cols, const row_weights *rw, int32_t *idx,
+                        float *cm1, float *conf, int *use_conf, double *reg) {
     int32_t k = 0;
     double sum = 0;
     const int plain = !rw->colw && rw->roww == 1.0f;
@@ -216,7 +331,7 @@ static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, c
         float r = wts ? wts[t] : 1.0f;
         int32_t c = cols[t];
         if (!(r > 0) || c < 0 || c >= n_cols) continue;
-        double extra = conf_extra(pp, r);
+        double extra = conf_extra(pp, r) + (rec ? rec[t] : 0.0);
         double wc = rw->colw ? rw->colw[c] : rw->roww;
         idx[k] = c;
         cm1[k] = (float)(extra + (1.0 - wc));
@@ -232,12 +347,14 @@ static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, c
 
 /* Solve every row of X against the fixed side Y (gram G) from matrix M
  * (rows of X x columns = rows of Y; unit: all its values are 1, so they
- * need not be read - the matrix streams from memory every half-step).
+ * need not be read - the matrix streams from memory every half-step;
+ * rec: the entries' recency terms in M's order, or NULL).
  * colw: unobserved weights of the columns (user step) or NULL; roww: of
  * the rows (item step) or NULL; neither: unobs_weight for all. Returns the
  * number of rows whose exact solve failed (solved by CG instead). */
-static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, float *X,
-                          const float *Y, const float *G, const float *colw, const float *roww,
+static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, const float *rec,
+                          float *X, const float *Y, const float *G, const float *colw,
+                          const float *roww,
                           int dim, int ld, int nth, int32_t *idx_all, float *cm1_all,
                           float *work_all, int32_t maxlen) {
     const size_t wf = rf_als_work_floats(ld);
@@ -254,8 +371,8 @@ static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, floa
         int use_conf;
         row_weights rw = {colw, roww ? roww[u] : (float)pp->unobs_weight};
         int32_t n = prep_row(pp, (int32_t)(M->indptr[u + 1] - lo), M->indices + lo,
-                             unit ? NULL : M->data + lo, M->ncols, &rw, idx, cm1, conf, &use_conf,
-                             &reg);
+                             unit ? NULL : M->data + lo, rec ? rec + lo : NULL, M->ncols, &rw, idx,
+                             cm1, conf, &use_conf, &reg);
         if (n == 0) {
             memset(x, 0, (size_t)ld * sizeof *x);
             continue;
@@ -281,13 +398,6 @@ static void init_factors(float *X, int32_t rows, int dim, int ld, double scale, 
         float *x = X + (size_t)u * ld;
         for (int k = 0; k < dim; k++) x[k] = (float)(scale * rf_rng_normal(&g));
     }
-}
-
-static int32_t max_row(const rf_csr *M) {
-    int64_t mx = 0;
-    for (int32_t r = 0; r < M->nrows; r++)
-        if (rf_csr_row_len(M, r) > mx) mx = rf_csr_row_len(M, r);
-    return (int32_t)(mx > 0 ? mx : 1);
 }
 
 /* The unobserved weight of an item with `pop` users:
@@ -355,6 +465,7 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     p->V = alloc_factors(d->n_items, ld, &p->V_mem);
     p->pop = rf_malloc_array((size_t)(d->n_items > 0 ? d->n_items : 1), sizeof *p->pop);
     rf_progress *prog = NULL;
+    float *rec_ui = NULL, *rec_iu = NULL; /* recency terms (recency > 0) */
     if (!G || !idx || !cm1 || !work || !p->U || !p->V || !p->pop) {
         rf_err_set(err, RF_ENOMEM, "ials: out of memory (%d users, %d items, %d factors)",
                    d->n_users, d->n_items, dim);
@@ -373,16 +484,17 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
 
     int unit = 1;
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
+    if (pp->recency > 0 && (rc = recency_arrays(pp, d, nth, &rec_ui, &rec_iu, err))) goto fail;
     prog = rf_progress_start("ials", pp->iterations);
     int64_t fails = 0;
     for (int it = 0; it < pp->iterations; it++) {
         double t0 = rf_mono();
         if ((rc = rf_als_gram(p->V, d->n_items, ld, p->w, G, err))) goto fail;
-        fails += solve_side(pp, d->ui, unit, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx, cm1,
+        fails += solve_side(pp, d->ui, unit, rec_ui, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx, cm1,
                             work, maxlen);
         double t1 = rf_mono();
         if ((rc = rf_als_gram(p->U, d->n_users, ld, NULL, G, err))) goto fail;
-        fails += solve_side(pp, d->iu, unit, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx, cm1,
+        fails += solve_side(pp, d->iu, unit, rec_iu, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx, cm1,
                             work, maxlen);
         rf_log(RF_LOG_DEBUG, "ials.iter", "it=%d seconds=%.3f user_step=%.3f item_step=%.3f",
                it + 1, rf_mono() - t0, t1 - t0, rf_mono() - t1);
@@ -404,6 +516,8 @@ fail:
     rf_progress_finish(prog);
     impl_clear(p);
 done:
+    rf_free(rec_ui);
+    rf_free(rec_iu);
     rf_free(G);
     rf_free(idx);
     rf_free(cm1);
@@ -414,22 +528,31 @@ done:
 /* ---- fold-in --------------------------------------------------------------- */
 
 /* Exact solve of one row against Y (n_rows_y rows, gram G) from entries
- * cols/w with unobserved weights rw; x receives ld floats (zero when no
+ * cols/w (event times ts, or NULL: all equally recent, for the recency
+ * term) with unobserved weights rw; x receives ld floats (zero when no
  * entry is usable). *used receives the number of usable entries. */
 static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, int32_t n_rows_y,
                     const float *G, const row_weights *rw, int32_t n, const int32_t *cols,
-                    const float *w, float *x, int32_t *used, rf_err *err) {
+                    const float *w, const int64_t *ts, float *x, int32_t *used, rf_err *err) {
     const int ld = p->ld;
     size_t wf = rf_als_work_floats(ld);
     size_t nn = (size_t)(n > 0 ? n : 1);
-    /* one block: work | cm1 | conf | idx */
-    float *block = rf_malloc_array(wf + 3 * nn, sizeof(float));
-    if (!block) return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
+    const int recent = pp->recency > 0;
+    /* one block: work | cm1 | conf | idx | rec (recency > 0) */
+    float *block = rf_malloc_array(wf + (recent ? 4 : 3) * nn, sizeof(float));
+    int64_t *scr = recent && ts ? rf_malloc_array(nn, sizeof *scr) : NULL;
+    if (!block || (recent && ts && !scr)) {
+        rf_free(block);
+        return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
+    }
     float *work = block, *cm1 = block + wf, *conf = cm1 + nn;
     int32_t *idx = (int32_t *)(conf + nn);
+    float *rec = recent ? conf + 2 * nn : NULL;
+    if (rec) recency_row(pp, n, ts, scr, rec);
+    rf_free(scr);
     double reg;
     int use_conf;
-    int32_t k = prep_row(pp, n, cols, w, n_rows_y, rw, idx, cm1, conf, &use_conf, &reg);
+    int32_t k = prep_row(pp, n, cols, w, rec, n_rows_y, rw, idx, cm1, conf, &use_conf, &reg);
     *used = k;
     if (k == 0) {
         memset(x, 0, (size_t)ld * sizeof *x);
@@ -460,7 +583,7 @@ int rf_ials_fold_in_user(const rf_model *m, const rf_hist *h, float *vec, rf_err
     int32_t used;
     row_weights rw = {p->w, (float)((const ials_params *)m->params)->unobs_weight};
     rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h ? h->n : 0, h ? h->items : NULL,
-                  h ? h->weights : NULL, xb, &used, err);
+                  h ? h->weights : NULL, h ? h->ts : NULL, xb, &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
 }
@@ -480,7 +603,7 @@ int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, con
             cnt += users[t] >= 0 && users[t] < m->n_users && (!weights || weights[t] > 0);
         rw.roww = (float)unobs_w(pp, cnt, p->w_norm);
     }
-    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, xb,
+    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, NULL, xb,
                   &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
@@ -545,7 +668,8 @@ static int user_vector(const rf_model *m, int32_t user, const rf_hist *h, float 
     if (h->n == 0) return 0;
     int32_t used;
     row_weights rw = {p->w, (float)((const ials_params *)m->params)->unobs_weight};
-    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h->n, h->items, h->weights, xb,
+    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h->n, h->items, h->weights,
+                      h->ts, xb,
                       &used, err);
     *have = rc == 0 && used > 0;
     return rc;
