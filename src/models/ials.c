@@ -48,6 +48,7 @@
 
 #include "recfuse/binfile.h"
 #include "recfuse/coldstart.h"
+#include "recfuse/csr.h"
 #include "recfuse/error.h"
 #include "recfuse/factors.h"
 #include "recfuse/log.h"
@@ -97,7 +98,7 @@ typedef struct ials_impl {
 static const rf_param_def ials_defs[] = {
     {"factors", RF_P_INT, offsetof(ials_params, factors), 128, 1, 1024, NULL,
      "latent dimensions"},
-    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 28, 1e-9, 1e12, NULL,
+    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 200, 1e-9, 1e12, NULL,
      "L2 regularisation (scaled by W^reg_exp, W = a row's total confidence)"},
     {"reg_exp", RF_P_DOUBLE, offsetof(ials_params, reg_exp), 0, 0, 2, NULL,
      "frequency scaling of reg (Rendle et al. 2021): 0 plain, 1 proportional"},
@@ -121,11 +122,11 @@ static const rf_param_def ials_defs[] = {
      "initial factors ~ N(0, (init / sqrt(factors))^2)"},
     {"seed", RF_P_INT, offsetof(ials_params, seed), 42, 0, 2147483647, NULL,
      "seed of the initial factors"},
-    {"recency", RF_P_DOUBLE, offsetof(ials_params, recency), 0, 0, 1e9, NULL,
+    {"recency", RF_P_DOUBLE, offsetof(ials_params, recency), 112, 0, 1e9, NULL,
      "observed confidence += recency * g(rank), rank = the user's later items (0: off)"},
-    {"recency_tau", RF_P_DOUBLE, offsetof(ials_params, recency_tau), 10, 1e-6, 1e9, NULL,
+    {"recency_tau", RF_P_DOUBLE, offsetof(ials_params, recency_tau), 0.07, 1e-6, 1e9, NULL,
      "scale of g: items (exp, hyper, step) or a fraction of the history (rel)"},
-    {"recency_shape", RF_P_ENUM, offsetof(ials_params, recency_shape), REC_EXP, 0, 3,
+    {"recency_shape", RF_P_ENUM, offsetof(ials_params, recency_shape), REC_REL, 0, 3,
      "exp,hyper,step,rel",
      "g(r) = 2^(-r/tau), 1/(1 + r/tau), [r < tau], or 2^(-(r/n)/tau) (n: history length)"},
     {0},
@@ -205,15 +206,15 @@ static int32_t max_row(const rf_csr *M) {
     return (int32_t)(mx > 0 ? mx : 1);
 }
 
-/* g(r) of an entry with rank r (the number of the user's entries with a
- * later time) in a history of n entries; g(0) = 1, decreasing in r. */
-static double recency_g(const ials_params *pp, int64_t r, int64_t n) {
-    const double tau = pp->recency_tau, x = (double)r;
+/* g(r) of an entry with rank r (how many of the user's n entries are
+ * later) in a history of n entries; g(0) = 1, decreasing in r. */
+static double recency_g(const ials_params *pp, double r, int64_t n) {
+    const double tau = pp->recency_tau;
     switch (pp->recency_shape) {
-    case REC_HYPER: return 1.0 / (1.0 + x / tau);
-    case REC_STEP: return x < tau ? 1.0 : 0.0;
-    case REC_REL: return exp2(-(x / (double)(n > 0 ? n : 1)) / tau);
-    default: return exp2(-x / tau);
+    case REC_HYPER: return 1.0 / (1.0 + r / tau);
+    case REC_STEP: return r < tau ? 1.0 : 0.0;
+    case REC_REL: return exp2(-(r / (double)(n > 0 ? n : 1)) / tau);
+    default: return exp2(-r / tau);
     }
 }
 
@@ -223,8 +224,9 @@ static int cmp_i64_desc(const void *a, const void *b) {
 }
 
 /* The recency term recency * g(rank) of each of n entries with times ts
- * (ts NULL: every entry counts as the latest, rank 0) into rec; entries
- * with equal times share a rank. scratch: n int64. */
+ * into rec. The rank of an entry is the number of entries with a strictly
+ * later time, so entries with equal times share the best rank of their
+ * group (ts NULL: all equal, every entry ranks 0). scratch: n int64. */
 static void recency_row(const ials_params *pp, int32_t n, const int64_t *ts, int64_t *scratch,
                         float *rec) {
     if (!ts) {
@@ -233,8 +235,8 @@ static void recency_row(const ials_params *pp, int32_t n, const int64_t *ts, int
     }
     memcpy(scratch, ts, (size_t)n * sizeof *scratch);
     qsort(scratch, (size_t)n, sizeof *scratch, cmp_i64_desc);
-    for (int32_t j = 0; j < n; j++) { /* rank: entries strictly later than ts[j] */
-        int32_t lo = 0, hi = n;
+    for (int32_t j = 0; j < n; j++) {
+        int32_t lo = 0, hi = n; /* first position (descending) not later than ts[j] */
         while (lo < hi) {
             int32_t mid = lo + (hi - lo) / 2;
             if (scratch[mid] > ts[j])
@@ -247,24 +249,21 @@ static void recency_row(const ials_params *pp, int32_t n, const int64_t *ts, int
 }
 
 /* The recency terms of every training entry, in ui order (*rui) and in iu
- * order (*riu), from the entries' last event times (d->ui_ts). */
+ * order (*riu), from the entries' last event times (d->ui_ts). The iu
+ * order comes from transposing ui with the terms as values (d->iu is that
+ * transpose: checked). */
 static int recency_arrays(const ials_params *pp, const rf_dataset *d, int nth, float **rui,
                           float **riu, rf_err *err) {
     const rf_csr *ui = d->ui, *iu = d->iu;
-    const int64_t nnz = ui->nnz;
     const int32_t maxlen = max_row(ui);
     *rui = *riu = NULL;
     if (!d->ui_ts)
         return rf_err_set(err, RF_EINVAL, "ials: recency > 0 needs the entries' event times");
-    float *a = rf_malloc_array((size_t)(nnz ? nnz : 1), sizeof *a);
-    float *b = rf_malloc_array((size_t)(nnz ? nnz : 1), sizeof *b);
+    float *a = rf_malloc_array((size_t)(ui->nnz ? ui->nnz : 1), sizeof *a);
     int64_t *scr = rf_malloc_array((size_t)nth * 2 * (size_t)maxlen, sizeof *scr);
-    int64_t *cur = rf_malloc_array((size_t)iu->nrows + 1, sizeof *cur);
-    if (!a || !b || !scr || !cur) {
+    if (!a || !scr) {
         rf_free(a);
-        rf_free(b);
         rf_free(scr);
-        rf_free(cur);
         return rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
     }
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nth)
@@ -275,28 +274,26 @@ static int recency_arrays(const ials_params *pp, const rf_dataset *d, int nth, f
         for (int32_t j = 0; j < n; j++) ts[j] = (int64_t)d->ui_ts[lo + j];
         recency_row(pp, n, ts, tmp, a + lo);
     }
-    /* iu lists each item's users in increasing order (rf_csr_transpose). */
-    int ok = 1;
-    memcpy(cur, iu->indptr, (size_t)iu->nrows * sizeof *cur);
-    for (int32_t u = 0; u < ui->nrows && ok; u++)
-        for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
-            int32_t i = ui->indices[q];
-            int64_t pos = i >= 0 && i < iu->nrows ? cur[i]++ : -1;
-            if (pos < 0 || pos >= iu->indptr[i + 1] || iu->indices[pos] != u) {
-                ok = 0;
-                break;
-            }
-            b[pos] = a[q];
-        }
     rf_free(scr);
-    rf_free(cur);
-    if (!ok) {
+    rf_csr view = *ui, *t = NULL;
+    view.data = a;
+    if (rf_csr_transpose(&view, &t)) {
         rf_free(a);
-        rf_free(b);
+        return rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
+    }
+    int same = t->nnz == iu->nnz && t->nrows == iu->nrows &&
+               memcmp(t->indptr, iu->indptr, ((size_t)t->nrows + 1) * sizeof *t->indptr) == 0 &&
+               memcmp(t->indices, iu->indices, (size_t)t->nnz * sizeof *t->indices) == 0;
+    *riu = t->data;
+    t->data = NULL;
+    rf_csr_free(t);
+    if (!same) {
+        rf_free(a);
+        rf_free(*riu);
+        *riu = NULL;
         return rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
     }
     *rui = a;
-    *riu = b;
     return 0;
 }
 
@@ -484,7 +481,12 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
 
     int unit = 1;
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
-    if (pp->recency > 0 && (rc = recency_arrays(pp, d, nth, &rec_ui, &rec_iu, err))) goto fail;
+    if (pp->recency > 0) {
+        double t0 = rf_mono();
+        if ((rc = recency_arrays(pp, d, nth, &rec_ui, &rec_iu, err))) goto fail;
+        rf_log(RF_LOG_DEBUG, "ials.recency", "entries=%lld seconds=%.3f", (long long)d->ui->nnz,
+               rf_mono() - t0);
+    }
     prog = rf_progress_start("ials", pp->iterations);
     int64_t fails = 0;
     for (int it = 0; it < pp->iterations; it++) {
