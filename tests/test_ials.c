@@ -927,8 +927,22 @@ static void test_recency_determinism(void **state) {
     assert_non_null(strstr(err.msg, "event times"));
     assert_int_equal(rf_model_set_params(m, "recency=0", &err), 0);
     assert_int_equal(rf_model_fit(m, &f->d, &err), 0);
-    rf_model_free(m);
     f->d.ui_ts = ts;
+    /* iu whose users are out of order is not ui's transpose */
+    int32_t i0 = 0;
+    while (rf_csr_row_len(f->d.iu, i0) < 2) i0++;
+    int32_t *us = f->d.iu->indices + f->d.iu->indptr[i0], keep = us[0];
+    us[0] = us[1];
+    us[1] = keep;
+    rf_model_free(m);
+    assert_int_equal(rf_model_new("ials", &m, NULL), 0);
+    assert_int_equal(rf_model_set_params(m, "factors=4,recency=1", &err), 0);
+    assert_int_equal(rf_model_fit(m, &f->d, &err), RF_EINVAL);
+    assert_non_null(strstr(err.msg, "transpose"));
+    us[1] = us[0];
+    us[0] = keep;
+    assert_int_equal(rf_model_fit(m, &f->d, &err), 0);
+    rf_model_free(m);
     fx_free(f);
 }
 

@@ -15,7 +15,11 @@
  * al., "Revisiting the Performance of iALS on Item Recommendation
  * Benchmarks" (2021): reg_u = reg * W_u^nu with W_u the total weight of
  * the user's row (sum of w over unobserved plus c over observed cells),
- * likewise for items.
+ * likewise for items. With recency > 0 each observed cell's confidence
+ * also gets recency * g(rank), rank = the number of the user's entries
+ * with a later time (d->ui_ts), g a decreasing shape (rel: 2^(-(rank/n) /
+ * tau) over the user's n entries; exp, hyper, step) - the same term in the
+ * user and the item step (docs/models-ials-ease.md, third round).
  *
  * DESIGN: factors are float32, row-major, rows padded to a multiple of 8
  * floats (huge-page backed when large) for the SIMD kernels of
@@ -42,13 +46,11 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "recfuse/binfile.h"
 #include "recfuse/coldstart.h"
-#include "recfuse/csr.h"
 #include "recfuse/error.h"
 #include "recfuse/factors.h"
 #include "recfuse/log.h"
@@ -218,82 +220,146 @@ static double recency_g(const ials_params *pp, double r, int64_t n) {
     }
 }
 
-static int cmp_i64_desc(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x < y) - (x > y);
+/* Ascending sort of n keys (time << 32 | position): a least-significant-
+ * digit radix sort over the time bytes, skipping bytes where every key
+ * has the same digit (stable, so equal times stay in position order and
+ * the result is fully sorted); insertion sort for short rows. tmp: n keys
+ * of scratch. */
+static void sort_time_keys(uint64_t *k, uint64_t *tmp, int32_t n) {
+    if (n < 48) {
+        for (int32_t i = 1; i < n; i++) {
+            uint64_t v = k[i];
+            int32_t j = i - 1;
+            for (; j >= 0 && k[j] > v; j--) k[j + 1] = k[j];
+            k[j + 1] = v;
+        }
+        return;
+    }
+    uint64_t *src = k, *dst = tmp;
+    for (int shift = 32; shift < 64; shift += 8) {
+        int32_t cnt[257] = {0};
+        for (int32_t j = 0; j < n; j++) cnt[((src[j] >> shift) & 255) + 1]++;
+        if (cnt[((src[0] >> shift) & 255) + 1] == n) continue; /* one digit: nothing to do */
+        for (int b = 0; b < 256; b++) cnt[b + 1] += cnt[b];
+        for (int32_t j = 0; j < n; j++) dst[cnt[(src[j] >> shift) & 255]++] = src[j];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != k) memcpy(k, src, (size_t)n * sizeof *k);
 }
 
-/* The recency term recency * g(rank) of each of n entries with times ts
- * into rec. The rank of an entry is the number of entries with a strictly
- * later time, so entries with equal times share the best rank of their
- * group (ts NULL: all equal, every entry ranks 0). scratch: n int64. */
-static void recency_row(const ials_params *pp, int32_t n, const int64_t *ts, int64_t *scratch,
+/* The recency term recency * g(rank) of each of n entries into rec, from
+ * keys[j] = time_j << 32 | j (times as unsigned 32-bit offsets; keys is
+ * sorted in place, tmp: n keys of scratch). The rank of an entry is the
+ * number of entries with a strictly later time, so entries with equal
+ * times share the best rank of their group; keys NULL (no times): every
+ * entry ranks 0. */
+static void recency_row(const ials_params *pp, int32_t n, uint64_t *keys, uint64_t *tmp,
                         float *rec) {
-    if (!ts) {
+    if (!keys) {
         for (int32_t j = 0; j < n; j++) rec[j] = (float)pp->recency;
         return;
     }
-    memcpy(scratch, ts, (size_t)n * sizeof *scratch);
-    qsort(scratch, (size_t)n, sizeof *scratch, cmp_i64_desc);
-    for (int32_t j = 0; j < n; j++) {
-        int32_t lo = 0, hi = n; /* first position (descending) not later than ts[j] */
-        while (lo < hi) {
-            int32_t mid = lo + (hi - lo) / 2;
-            if (scratch[mid] > ts[j])
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        rec[j] = (float)(pp->recency * recency_g(pp, lo, n));
+    sort_time_keys(keys, tmp, n);
+    for (int32_t hi = n; hi > 0;) { /* group [lo, hi) of equal times; n - hi entries are later */
+        const uint64_t t = keys[hi - 1] >> 32;
+        int32_t lo = hi - 1;
+        while (lo > 0 && keys[lo - 1] >> 32 == t) lo--;
+        const float v = (float)(pp->recency * recency_g(pp, n - hi, n));
+        for (int32_t q = lo; q < hi; q++) rec[(uint32_t)keys[q]] = v;
+        hi = lo;
     }
 }
 
+/* The values a (in ui order) into b in iu order. The users are cut into
+ * nth blocks; block p counts its entries per item, so item i's entries
+ * from block p start at iu->indptr[i] plus those of i in earlier blocks,
+ * and the blocks scatter in parallel (users ascending within an item, as
+ * rf_csr_transpose lists them). Returns 0; -1 with *nomem = 1 when out
+ * of memory, with *nomem = 0 when iu is not ui's transpose (an item's
+ * count differs, or an entry lands on another user's position). */
+static int to_item_order(const rf_csr *ui, const rf_csr *iu, int nth, const float *a, float *b,
+                         int *nomem) {
+    const int32_t ni = iu->nrows;
+    *nomem = 0;
+    int64_t *cur = rf_calloc((size_t)nth * ((size_t)ni + 1), sizeof *cur);
+    if (!cur) {
+        *nomem = 1;
+        return -1;
+    }
+    int64_t bad = 0;
+#pragma omp parallel for schedule(static, 1) num_threads(nth)
+    for (int p = 0; p < nth; p++) {
+        int64_t lo, hi, *c = cur + (size_t)p * ((size_t)ni + 1);
+        rf_chunk(ui->nrows, nth, p, &lo, &hi);
+        for (int64_t q = ui->indptr[lo]; q < ui->indptr[hi]; q++) c[ui->indices[q]]++;
+    }
+    for (int32_t i = 0; i < ni; i++) { /* counts -> first positions */
+        int64_t pos = iu->indptr[i];
+        for (int p = 0; p < nth; p++) {
+            int64_t *c = cur + (size_t)p * ((size_t)ni + 1) + i, k = *c;
+            *c = pos;
+            pos += k;
+        }
+        bad += pos != iu->indptr[i + 1];
+    }
+    if (bad == 0) {
+#pragma omp parallel for schedule(static, 1) num_threads(nth) reduction(+ : bad)
+        for (int p = 0; p < nth; p++) {
+            int64_t lo, hi, *c = cur + (size_t)p * ((size_t)ni + 1);
+            rf_chunk(ui->nrows, nth, p, &lo, &hi);
+            for (int64_t u = lo; u < hi; u++)
+                for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
+                    int64_t pos = c[ui->indices[q]]++;
+                    bad += iu->indices[pos] != u;
+                    b[pos] = a[q];
+                }
+        }
+    }
+    rf_free(cur);
+    return bad ? -1 : 0;
+}
+
 /* The recency terms of every training entry, in ui order (*rui) and in iu
- * order (*riu), from the entries' last event times (d->ui_ts). The iu
- * order comes from transposing ui with the terms as values (d->iu is that
- * transpose: checked). */
-static int recency_arrays(const ials_params *pp, const rf_dataset *d, int nth, float **rui,
-                          float **riu, rf_err *err) {
+ * order (*riu), from the entries' last event times (d->ui_ts); both live in
+ * one huge-page backed block, *mem (rf_free it). */
+static int recency_arrays(const ials_params *pp, const rf_dataset *d, int nth, void **mem,
+                          float **rui, float **riu, rf_err *err) {
     const rf_csr *ui = d->ui, *iu = d->iu;
     const int32_t maxlen = max_row(ui);
+    *mem = NULL;
     *rui = *riu = NULL;
     if (!d->ui_ts)
         return rf_err_set(err, RF_EINVAL, "ials: recency > 0 needs the entries' event times");
-    float *a = rf_malloc_array((size_t)(ui->nnz ? ui->nnz : 1), sizeof *a);
-    int64_t *scr = rf_malloc_array((size_t)nth * 2 * (size_t)maxlen, sizeof *scr);
-    if (!a || !scr) {
-        rf_free(a);
-        rf_free(scr);
-        return rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
-    }
+    if (iu->nnz != ui->nnz || iu->nrows != ui->ncols)
+        return rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
+    const int64_t nnz = ui->nnz ? ui->nnz : 1;
+    float *a = alloc_factors(2 * nnz, 1, mem), *b = a ? a + nnz : NULL;
+    uint64_t *scr = rf_malloc_array((size_t)nth * 2 * (size_t)maxlen, sizeof *scr);
+    int nomem = !a || !scr, rc = 0;
+    if (!nomem) {
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nth)
-    for (int32_t u = 0; u < ui->nrows; u++) {
-        int64_t *ts = scr + (size_t)rf_thread_id() * 2 * (size_t)maxlen, *tmp = ts + maxlen;
-        const int64_t lo = ui->indptr[u];
-        const int32_t n = (int32_t)(ui->indptr[u + 1] - lo);
-        for (int32_t j = 0; j < n; j++) ts[j] = (int64_t)d->ui_ts[lo + j];
-        recency_row(pp, n, ts, tmp, a + lo);
+        for (int32_t u = 0; u < ui->nrows; u++) {
+            uint64_t *keys = scr + (size_t)rf_thread_id() * 2 * (size_t)maxlen;
+            const int64_t lo = ui->indptr[u];
+            const int32_t n = (int32_t)(ui->indptr[u + 1] - lo);
+            for (int32_t j = 0; j < n; j++)
+                keys[j] = (uint64_t)d->ui_ts[lo + j] << 32 | (uint32_t)j;
+            recency_row(pp, n, keys, keys + maxlen, a + lo);
+        }
+        if (to_item_order(ui, iu, nth, a, b, &nomem) && !nomem)
+            rc = rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
     }
     rf_free(scr);
-    rf_csr view = *ui, *t = NULL;
-    view.data = a;
-    if (rf_csr_transpose(&view, &t)) {
-        rf_free(a);
-        return rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
-    }
-    int same = t->nnz == iu->nnz && t->nrows == iu->nrows &&
-               memcmp(t->indptr, iu->indptr, ((size_t)t->nrows + 1) * sizeof *t->indptr) == 0 &&
-               memcmp(t->indices, iu->indices, (size_t)t->nnz * sizeof *t->indices) == 0;
-    *riu = t->data;
-    t->data = NULL;
-    rf_csr_free(t);
-    if (!same) {
-        rf_free(a);
-        rf_free(*riu);
-        *riu = NULL;
-        return rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
+    if (nomem) rc = rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
+    if (rc) {
+        rf_free(*mem);
+        *mem = NULL;
+        return rc;
     }
     *rui = a;
+    *riu = b;
     return 0;
 }
 
@@ -462,7 +528,8 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     p->V = alloc_factors(d->n_items, ld, &p->V_mem);
     p->pop = rf_malloc_array((size_t)(d->n_items > 0 ? d->n_items : 1), sizeof *p->pop);
     rf_progress *prog = NULL;
-    float *rec_ui = NULL, *rec_iu = NULL; /* recency terms (recency > 0) */
+    float *rec_ui = NULL, *rec_iu = NULL; /* recency terms (recency > 0), in rec_mem */
+    void *rec_mem = NULL;
     if (!G || !idx || !cm1 || !work || !p->U || !p->V || !p->pop) {
         rf_err_set(err, RF_ENOMEM, "ials: out of memory (%d users, %d items, %d factors)",
                    d->n_users, d->n_items, dim);
@@ -483,7 +550,7 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
     if (pp->recency > 0) {
         double t0 = rf_mono();
-        if ((rc = recency_arrays(pp, d, nth, &rec_ui, &rec_iu, err))) goto fail;
+        if ((rc = recency_arrays(pp, d, nth, &rec_mem, &rec_ui, &rec_iu, err))) goto fail;
         rf_log(RF_LOG_DEBUG, "ials.recency", "entries=%lld seconds=%.3f", (long long)d->ui->nnz,
                rf_mono() - t0);
     }
@@ -518,8 +585,7 @@ fail:
     rf_progress_finish(prog);
     impl_clear(p);
 done:
-    rf_free(rec_ui);
-    rf_free(rec_iu);
+    rf_free(rec_mem);
     rf_free(G);
     rf_free(idx);
     rf_free(cm1);
@@ -542,16 +608,25 @@ static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, i
     const int recent = pp->recency > 0;
     /* one block: work | cm1 | conf | idx | rec (recency > 0) */
     float *block = rf_malloc_array(wf + (recent ? 4 : 3) * nn, sizeof(float));
-    int64_t *scr = recent && ts ? rf_malloc_array(nn, sizeof *scr) : NULL;
-    if (!block || (recent && ts && !scr)) {
+    uint64_t *keys = recent && ts ? rf_malloc_array(2 * nn, sizeof *keys) : NULL;
+    if (!block || (recent && ts && !keys)) {
         rf_free(block);
         return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
     }
     float *work = block, *cm1 = block + wf, *conf = cm1 + nn;
     int32_t *idx = (int32_t *)(conf + nn);
     float *rec = recent ? conf + 2 * nn : NULL;
-    if (rec) recency_row(pp, n, ts, scr, rec);
-    rf_free(scr);
+    if (rec && keys) { /* times as offsets from the oldest, capped at 2^32 - 1 s */
+        int64_t oldest = ts[0];
+        for (int32_t j = 1; j < n; j++)
+            if (ts[j] < oldest) oldest = ts[j];
+        for (int32_t j = 0; j < n; j++) {
+            uint64_t age = (uint64_t)ts[j] - (uint64_t)oldest;
+            keys[j] = (age < UINT32_MAX ? age : UINT32_MAX) << 32 | (uint32_t)j;
+        }
+    }
+    if (rec) recency_row(pp, n, keys, keys ? keys + nn : NULL, rec);
+    rf_free(keys);
     double reg;
     int use_conf;
     int32_t k = prep_row(pp, n, cols, w, rec, n_rows_y, rw, idx, cm1, conf, &use_conf, &reg);
