@@ -848,6 +848,9 @@ static void test_recency_weights(void **state) {
             rf_als_row row = {fa.items, fa.dim, fa.ld, G, 0.7, 6, items, cm1, NULL, 1.0f};
             assert_int_equal(rf_als_solve_exact(&row, x, work), 0);
             assert_memory_equal(x, v, sizeof v);
+            rf_hist empty = {0, items, wts, ts}; /* times but no entry: the zero vector */
+            assert_int_equal(rf_ials_fold_in_user(m, &empty, v, NULL), 0);
+            for (int k = 0; k < 5; k++) assert_true(v[k] == 0.0f);
             free(G);
             free(work);
             rf_model_free(m);

@@ -417,9 +417,8 @@ static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, c
  * number of rows whose exact solve failed (solved by CG instead). */
 static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, const float *rec,
                           float *X, const float *Y, const float *G, const float *colw,
-                          const float *roww,
-                          int dim, int ld, int nth, int32_t *idx_all, float *cm1_all,
-                          float *work_all, int32_t maxlen) {
+                          const float *roww, int dim, int ld, int nth, int32_t *idx_all,
+                          float *cm1_all, float *work_all, int32_t maxlen) {
     const size_t wf = rf_als_work_floats(ld);
     int64_t fails = 0;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nth) reduction(+ : fails)
@@ -559,12 +558,12 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     for (int it = 0; it < pp->iterations; it++) {
         double t0 = rf_mono();
         if ((rc = rf_als_gram(p->V, d->n_items, ld, p->w, G, err))) goto fail;
-        fails += solve_side(pp, d->ui, unit, rec_ui, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx, cm1,
-                            work, maxlen);
+        fails += solve_side(pp, d->ui, unit, rec_ui, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx,
+                            cm1, work, maxlen);
         double t1 = rf_mono();
         if ((rc = rf_als_gram(p->U, d->n_users, ld, NULL, G, err))) goto fail;
-        fails += solve_side(pp, d->iu, unit, rec_iu, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx, cm1,
-                            work, maxlen);
+        fails += solve_side(pp, d->iu, unit, rec_iu, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx,
+                            cm1, work, maxlen);
         rf_log(RF_LOG_DEBUG, "ials.iter", "it=%d seconds=%.3f user_step=%.3f item_step=%.3f",
                it + 1, rf_mono() - t0, t1 - t0, rf_mono() - t1);
         rf_progress_set(prog, it + 1);
@@ -608,15 +607,16 @@ static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, i
     const int recent = pp->recency > 0;
     /* one block: work | cm1 | conf | idx | rec (recency > 0) */
     float *block = rf_malloc_array(wf + (recent ? 4 : 3) * nn, sizeof(float));
-    uint64_t *keys = recent && ts ? rf_malloc_array(2 * nn, sizeof *keys) : NULL;
-    if (!block || (recent && ts && !keys)) {
+    const int timed = recent && ts && n > 0;
+    uint64_t *keys = timed ? rf_malloc_array(2 * nn, sizeof *keys) : NULL;
+    if (!block || (timed && !keys)) {
         rf_free(block);
         return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
     }
     float *work = block, *cm1 = block + wf, *conf = cm1 + nn;
     int32_t *idx = (int32_t *)(conf + nn);
     float *rec = recent ? conf + 2 * nn : NULL;
-    if (rec && keys) { /* times as offsets from the oldest, capped at 2^32 - 1 s */
+    if (keys) { /* times as offsets from the oldest, capped at 2^32 - 1 s */
         int64_t oldest = ts[0];
         for (int32_t j = 1; j < n; j++)
             if (ts[j] < oldest) oldest = ts[j];
@@ -680,8 +680,8 @@ int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, con
             cnt += users[t] >= 0 && users[t] < m->n_users && (!weights || weights[t] > 0);
         rw.roww = (float)unobs_w(pp, cnt, p->w_norm);
     }
-    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, NULL, xb,
-                  &used, err);
+    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, NULL,
+                  xb, &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
 }
