@@ -517,7 +517,7 @@ static void test_objective_decreases(void **state) {
             char params[200];
             snprintf(params, sizeof params,
                      "factors=6,reg=0.5,alpha=3,unobs_weight=%g,unobs_exp=%g,iterations=%d,"
-                     "solver=cholesky,init=1,seed=3",
+                     "solver=cholesky,init=1,seed=3,recency=0",
                      w0s[e], exps[e], it);
             rf_model *m = fit_model(params, &f->d);
             double L = objective(m, &f->d, 0.5, 3, w0s[e], exps[e]);
@@ -539,11 +539,11 @@ static void test_fold_in_is_user_step(void **state) {
     (void)state;
     fixture *f = fx_random(50, 40, 0.2, 0, 21);
     const char *cfgs[] = {
-        "factors=8,reg=0.3,alpha=2,unobs_weight=1,iterations=3,solver=cholesky",
+        "factors=8,reg=0.3,alpha=2,unobs_weight=1,iterations=3,solver=cholesky,recency=0",
         "factors=13,reg=0.01,reg_exp=0.5,alpha=4,confidence=log,eps=0.5,unobs_weight=1,"
-        "iterations=2,solver=cg",
+        "iterations=2,solver=cg,recency=0",
         "factors=9,reg=0.02,reg_exp=0.5,alpha=1.5,unobs_weight=1.3,unobs_exp=0.6,iterations=3,"
-        "solver=cholesky",
+        "solver=cholesky,recency=0",
     };
     const double unobs[] = {0, 0, 0.6};
     for (int ci = 0; ci < 3; ci++) {
@@ -789,6 +789,166 @@ static void test_determinism(void **state) {
     fx_free(f);
 }
 
+/* ---- sequence recency ------------------------------------------------------------ */
+
+/* Random event times in [0, span) for every entry (small spans give ties). */
+static void fx_set_times(fixture *f, uint32_t span, uint64_t seed) {
+    rf_rng g;
+    rf_rng_seed(&g, seed);
+    for (int64_t q = 0; q < f->d.ui->nnz; q++)
+        f->d.ui_ts[q] = (uint32_t)(rf_rng_uniform(&g) * span);
+}
+
+/* g of a rank r in a history of n, each shape written out (the model's
+ * documented formulas). */
+static double ref_g(int shape, double tau, double r, double n) {
+    switch (shape) {
+    case 0: return pow(2.0, -r / tau);
+    case 1: return 1.0 / (1.0 + r / tau);
+    case 2: return r < tau ? 1.0 : 0.0;
+    default: return pow(2.0, -(r / n) / tau);
+    }
+}
+
+/* The recency terms of a hand-made history: 6 items at times 100, 300,
+ * 300, 200, 50, 400 rank (entries strictly later) 4, 1, 1, 3, 5, 0 - the
+ * two at 300 share rank 1. Fold-in with those times must be the exact row
+ * solve with c = 1 + alpha r + recency g(rank) for every shape; without
+ * times every entry ranks 0. */
+static void test_recency_weights(void **state) {
+    (void)state;
+    fixture *f = fx_random(40, 30, 0.2, 0, 91);
+    fx_set_times(f, 1000, 92);
+    const char *shapes[] = {"exp", "hyper", "step", "rel"};
+    const double taus[] = {2, 1.5, 2, 0.3};
+    const int32_t items[] = {4, 9, 2, 17, 0, 25};
+    const float wts[] = {1, 2, 1, 0.5f, 1, 3};
+    const int64_t ts[] = {100, 300, 300, 200, 50, 400};
+    const int rank[] = {4, 1, 1, 3, 5, 0};
+    for (int s = 0; s < 4; s++) {
+        for (int with_ts = 0; with_ts < 2; with_ts++) {
+            char params[200];
+            snprintf(params, sizeof params,
+                     "factors=5,reg=0.7,alpha=1.5,unobs_weight=1,iterations=2,solver=cholesky,"
+                     "recency=6,recency_shape=%s,recency_tau=%g",
+                     shapes[s], taus[s]);
+            rf_model *m = fit_model(params, &f->d);
+            rf_factors fa;
+            assert_int_equal(rf_factors_get(m, &fa, NULL), 0);
+            float *G = malloc((size_t)fa.ld * fa.ld * sizeof *G);
+            float *work = malloc(rf_als_work_floats(fa.ld) * sizeof *work);
+            float x[8], v[5], cm1[6];
+            assert_int_equal(rf_als_gram(fa.items, fa.n_items, fa.ld, NULL, G, NULL), 0);
+            for (int t = 0; t < 6; t++) {
+                float rec = (float)(6 * ref_g(s, taus[s], with_ts ? rank[t] : 0, 6));
+                cm1[t] = (float)(1.5 * wts[t] + (double)rec); /* c - 1, unobserved weight 1 */
+            }
+            rf_hist h = {6, items, wts, with_ts ? ts : NULL};
+            assert_int_equal(rf_ials_fold_in_user(m, &h, v, NULL), 0);
+            rf_als_row row = {fa.items, fa.dim, fa.ld, G, 0.7, 6, items, cm1, NULL, 1.0f};
+            assert_int_equal(rf_als_solve_exact(&row, x, work), 0);
+            assert_memory_equal(x, v, sizeof v);
+            rf_hist empty = {0, items, wts, ts}; /* times but no entry: the zero vector */
+            assert_int_equal(rf_ials_fold_in_user(m, &empty, v, NULL), 0);
+            for (int k = 0; k < 5; k++) assert_true(v[k] == 0.0f);
+            free(G);
+            free(work);
+            rf_model_free(m);
+        }
+    }
+    fx_free(f);
+}
+
+/* Training uses the same terms on both sides: with the exact solver the
+ * final item rows solve the item step against the final user factors with
+ * c_ui = 1 + alpha r + recency g(rank of (u, i) among u's entries), the
+ * ranks counted by brute force from the dataset's entry times. */
+static void test_recency_item_step(void **state) {
+    (void)state;
+    fixture *f = fx_random(60, 40, 0.2, 0, 93);
+    fx_set_times(f, 12, 94); /* many ties */
+    const rf_dataset *d = &f->d;
+    rf_model *m = fit_model("factors=6,reg=0.4,alpha=0.5,unobs_weight=2,iterations=3,"
+                            "solver=cholesky,recency=8,recency_shape=rel,recency_tau=0.2",
+                            d);
+    rf_factors fa;
+    assert_int_equal(rf_factors_get(m, &fa, NULL), 0);
+    float cm1[64], conf[64];
+    int32_t us[64];
+    for (int32_t i = 0; i < d->n_items; i++) {
+        int32_t n = 0;
+        for (int32_t u = 0; u < d->n_users; u++)
+            for (int64_t q = d->ui->indptr[u]; q < d->ui->indptr[u + 1]; q++) {
+                if (d->ui->indices[q] != i) continue;
+                int64_t later = 0, len = d->ui->indptr[u + 1] - d->ui->indptr[u];
+                for (int64_t p = d->ui->indptr[u]; p < d->ui->indptr[u + 1]; p++)
+                    later += d->ui_ts[p] > d->ui_ts[q];
+                float rec = (float)(8 * ref_g(3, 0.2, (double)later, (double)len));
+                double extra = 0.5 * d->ui->data[q] + (double)rec;
+                assert_true(n < 64);
+                us[n] = u;
+                cm1[n] = (float)(extra + 1.0 - 2.0);
+                conf[n] = (float)(1.0 + extra);
+                n++;
+            }
+        if (n == 0) continue;
+        double *ref = dense_row_w(fa.users, fa.n_users, NULL, 2.0, fa.dim, fa.ld, 0.4, n, us, cm1,
+                                  conf);
+        double e = max_rel_diff(fa.items + (size_t)i * fa.ld, ref, fa.dim);
+        if (e > 1e-3) fail_msg("item %d: trained row vs dense item step %.3g", i, e);
+        free(ref);
+    }
+    rf_model_free(m);
+    fx_free(f);
+}
+
+/* With times, recency changes the factors; the fit stays bit-identical
+ * for 1 and 2 threads; a dataset without entry times is refused. */
+static void test_recency_determinism(void **state) {
+    (void)state;
+    fixture *f = fx_random(300, 120, 0.08, 1, 95);
+    fx_set_times(f, 5000, 96);
+    const char *p = "factors=10,iterations=3,recency=50,reg=60";
+    rf_set_threads(1);
+    rf_model *a = fit_model(p, &f->d);
+    rf_set_threads(2);
+    rf_model *b = fit_model(p, &f->d);
+    rf_model *c = fit_model("factors=10,iterations=3,recency=0,reg=60", &f->d);
+    rf_set_threads(0);
+    same_factors(a, b, 1);
+    same_factors(a, c, 0);
+    rf_model_free(a);
+    rf_model_free(b);
+    rf_model_free(c);
+    uint32_t *ts = f->d.ui_ts;
+    f->d.ui_ts = NULL;
+    rf_model *m = NULL;
+    rf_err err;
+    assert_int_equal(rf_model_new("ials", &m, NULL), 0);
+    assert_int_equal(rf_model_set_params(m, "factors=4,recency=1", &err), 0);
+    assert_int_equal(rf_model_fit(m, &f->d, &err), RF_EINVAL);
+    assert_non_null(strstr(err.msg, "event times"));
+    assert_int_equal(rf_model_set_params(m, "recency=0", &err), 0);
+    assert_int_equal(rf_model_fit(m, &f->d, &err), 0);
+    f->d.ui_ts = ts;
+    /* iu whose users are out of order is not ui's transpose */
+    int32_t i0 = 0;
+    while (rf_csr_row_len(f->d.iu, i0) < 2) i0++;
+    int32_t *us = f->d.iu->indices + f->d.iu->indptr[i0], keep = us[0];
+    us[0] = us[1];
+    us[1] = keep;
+    rf_model_free(m);
+    assert_int_equal(rf_model_new("ials", &m, NULL), 0);
+    assert_int_equal(rf_model_set_params(m, "factors=4,recency=1", &err), 0);
+    assert_int_equal(rf_model_fit(m, &f->d, &err), RF_EINVAL);
+    assert_non_null(strstr(err.msg, "transpose"));
+    us[1] = us[0];
+    us[0] = keep;
+    assert_int_equal(rf_model_fit(m, &f->d, &err), 0);
+    rf_model_free(m);
+    fx_free(f);
+}
+
 static void test_params(void **state) {
     (void)state;
     rf_model *m;
@@ -893,6 +1053,9 @@ int main(void) {
         cmocka_unit_test(test_empty_user),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_recency_weights),
+        cmocka_unit_test(test_recency_item_step),
+        cmocka_unit_test(test_recency_determinism),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_beats_popularity),
         cmocka_unit_test(test_alloc_failures),

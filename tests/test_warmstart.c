@@ -138,7 +138,7 @@ static double recall10(const rf_model *m, const rf_test_ds *ds, const world *w, 
     return sum / users;
 }
 
-#define PARAMS "factors=8,reg=2,iterations="
+#define PARAMS "factors=8,reg=2,recency=0,iterations="
 
 /* Yesterday's data: 90% of the users, 80% of their pairs. */
 static int keep_old(const world *w, int64_t t) {

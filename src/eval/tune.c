@@ -59,8 +59,8 @@ static const struct {
      " | sim=asym;alpha=0.1:0.9;k=20:500:log;q=1:4"
      " | sim=bm25;k1=0.5:3;b=0.3:1;k=20:500:log",
      "ndcg@10", NULL},
-    {"ials", "factors=64,128,256;reg=3:100:log;alpha=0.5:4:log;unobs_weight=1:16:log", "ndcg@10",
-     "iterations"},
+    {"ials", "reg=50:800:log;recency=16:512:log;recency_tau=0.03:0.3:log;unobs_weight=1:16:log",
+     "ndcg@10", "iterations"},
     {"ease", "lambda=10:5000:log", "ndcg@10", NULL},
     {"bpr", "factors=32,64,128;lr=0.005:0.2:log;reg=0.00001:0.05:log", "ndcg@10", "epochs"},
     {"mf", "factors=20:200:log;lr=0.002:0.02:log;reg=0.01:0.2:log", "rmse", "epochs"},

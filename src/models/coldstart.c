@@ -297,8 +297,10 @@ static int cs_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     rf_coldstart *cs = NULL;
     uint8_t *cold = NULL;
     char kv[256];
-    snprintf(kv, sizeof kv, "factors=%d reg=%.17g alpha=%.17g iterations=%d seed=%d unobs_weight=1", pp->factors,
-             pp->reg, pp->alpha, pp->iterations, pp->seed);
+    /* the plain iALS this model was tuned with (no sequence recency term) */
+    snprintf(kv, sizeof kv,
+             "factors=%d reg=%.17g alpha=%.17g iterations=%d seed=%d unobs_weight=1 recency=0",
+             pp->factors, pp->reg, pp->alpha, pp->iterations, pp->seed);
     int rc = rf_model_new("ials", &base, err);
     if (!rc) rc = rf_model_set_params(base, kv, err);
     if (rc) goto done;

@@ -15,7 +15,11 @@
  * al., "Revisiting the Performance of iALS on Item Recommendation
  * Benchmarks" (2021): reg_u = reg * W_u^nu with W_u the total weight of
  * the user's row (sum of w over unobserved plus c over observed cells),
- * likewise for items.
+ * likewise for items. With recency > 0 each observed cell's confidence
+ * also gets recency * g(rank), rank = the number of the user's entries
+ * with a later time (d->ui_ts), g a decreasing shape (rel: 2^(-(rank/n) /
+ * tau) over the user's n entries; exp, hyper, step) - the same term in the
+ * user and the item step (docs/models-ials-ease.md, third round).
  *
  * DESIGN: factors are float32, row-major, rows padded to a multiple of 8
  * floats (huge-page backed when large) for the SIMD kernels of
@@ -59,6 +63,7 @@
 
 enum { CONF_LINEAR = 0, CONF_LOG = 1 };
 enum { SOLVER_CHOLESKY = 0, SOLVER_CG = 1 };
+enum { REC_EXP = 0, REC_HYPER = 1, REC_STEP = 2, REC_REL = 3 };
 
 typedef struct ials_params {
     int factors;
@@ -74,6 +79,9 @@ typedef struct ials_params {
     int seed;
     double unobs_exp;
     double unobs_weight;
+    double recency;
+    double recency_tau;
+    int recency_shape;
 } ials_params;
 
 typedef struct ials_impl {
@@ -92,7 +100,7 @@ typedef struct ials_impl {
 static const rf_param_def ials_defs[] = {
     {"factors", RF_P_INT, offsetof(ials_params, factors), 128, 1, 1024, NULL,
      "latent dimensions"},
-    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 28, 1e-9, 1e12, NULL,
+    {"reg", RF_P_DOUBLE, offsetof(ials_params, reg), 200, 1e-9, 1e12, NULL,
      "L2 regularisation (scaled by W^reg_exp, W = a row's total confidence)"},
     {"reg_exp", RF_P_DOUBLE, offsetof(ials_params, reg_exp), 0, 0, 2, NULL,
      "frequency scaling of reg (Rendle et al. 2021): 0 plain, 1 proportional"},
@@ -116,6 +124,13 @@ static const rf_param_def ials_defs[] = {
      "initial factors ~ N(0, (init / sqrt(factors))^2)"},
     {"seed", RF_P_INT, offsetof(ials_params, seed), 42, 0, 2147483647, NULL,
      "seed of the initial factors"},
+    {"recency", RF_P_DOUBLE, offsetof(ials_params, recency), 112, 0, 1e9, NULL,
+     "observed confidence += recency * g(rank), rank = the user's later items (0: off)"},
+    {"recency_tau", RF_P_DOUBLE, offsetof(ials_params, recency_tau), 0.07, 1e-6, 1e9, NULL,
+     "scale of g: items (exp, hyper, step) or a fraction of the history (rel)"},
+    {"recency_shape", RF_P_ENUM, offsetof(ials_params, recency_shape), REC_REL, 0, 3,
+     "exp,hyper,step,rel",
+     "g(r) = 2^(-r/tau), 1/(1 + r/tau), [r < tau], or 2^(-(r/n)/tau) (n: history length)"},
     {0},
 };
 
@@ -186,6 +201,168 @@ static inline double conf_extra(const ials_params *pp, float r) {
     return pp->alpha * (double)r;
 }
 
+static int32_t max_row(const rf_csr *M) {
+    int64_t mx = 0;
+    for (int32_t r = 0; r < M->nrows; r++)
+        if (rf_csr_row_len(M, r) > mx) mx = rf_csr_row_len(M, r);
+    return (int32_t)(mx > 0 ? mx : 1);
+}
+
+/* g(r) of an entry with rank r (how many of the user's n entries are
+ * later) in a history of n entries; g(0) = 1, decreasing in r. */
+static double recency_g(const ials_params *pp, double r, int64_t n) {
+    const double tau = pp->recency_tau;
+    switch (pp->recency_shape) {
+    case REC_HYPER: return 1.0 / (1.0 + r / tau);
+    case REC_STEP: return r < tau ? 1.0 : 0.0;
+    case REC_REL: return exp2(-(r / (double)(n > 0 ? n : 1)) / tau);
+    default: return exp2(-r / tau);
+    }
+}
+
+/* Ascending sort of n keys (time << 32 | position): a least-significant-
+ * digit radix sort over the time bytes, skipping bytes where every key
+ * has the same digit (stable, so equal times stay in position order and
+ * the result is fully sorted); insertion sort for short rows. tmp: n keys
+ * of scratch. */
+static void sort_time_keys(uint64_t *k, uint64_t *tmp, int32_t n) {
+    if (n < 48) {
+        for (int32_t i = 1; i < n; i++) {
+            uint64_t v = k[i];
+            int32_t j = i - 1;
+            for (; j >= 0 && k[j] > v; j--) k[j + 1] = k[j];
+            k[j + 1] = v;
+        }
+        return;
+    }
+    uint64_t *src = k, *dst = tmp;
+    for (int shift = 32; shift < 64; shift += 8) {
+        int32_t cnt[257] = {0};
+        for (int32_t j = 0; j < n; j++) cnt[((src[j] >> shift) & 255) + 1]++;
+        if (cnt[((src[0] >> shift) & 255) + 1] == n) continue; /* one digit: nothing to do */
+        for (int b = 0; b < 256; b++) cnt[b + 1] += cnt[b];
+        for (int32_t j = 0; j < n; j++) dst[cnt[(src[j] >> shift) & 255]++] = src[j];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != k) memcpy(k, src, (size_t)n * sizeof *k);
+}
+
+/* The recency term recency * g(rank) of each of n entries into rec, from
+ * keys[j] = time_j << 32 | j (times as unsigned 32-bit offsets; keys is
+ * sorted in place, tmp: n keys of scratch). The rank of an entry is the
+ * number of entries with a strictly later time, so entries with equal
+ * times share the best rank of their group; keys NULL (no times): every
+ * entry ranks 0. */
+static void recency_row(const ials_params *pp, int32_t n, uint64_t *keys, uint64_t *tmp,
+                        float *rec) {
+    if (!keys) {
+        for (int32_t j = 0; j < n; j++) rec[j] = (float)pp->recency;
+        return;
+    }
+    sort_time_keys(keys, tmp, n);
+    for (int32_t hi = n; hi > 0;) { /* group [lo, hi) of equal times; n - hi entries are later */
+        const uint64_t t = keys[hi - 1] >> 32;
+        int32_t lo = hi - 1;
+        while (lo > 0 && keys[lo - 1] >> 32 == t) lo--;
+        const float v = (float)(pp->recency * recency_g(pp, n - hi, n));
+        for (int32_t q = lo; q < hi; q++) rec[(uint32_t)keys[q]] = v;
+        hi = lo;
+    }
+}
+
+/* The values a (in ui order) into b in iu order. The users are cut into
+ * nth blocks; block p counts its entries per item, so item i's entries
+ * from block p start at iu->indptr[i] plus those of i in earlier blocks,
+ * and the blocks scatter in parallel (users ascending within an item, as
+ * rf_csr_transpose lists them). Returns 0; -1 with *nomem = 1 when out
+ * of memory, with *nomem = 0 when iu is not ui's transpose (an item's
+ * count differs, or an entry lands on another user's position). */
+static int to_item_order(const rf_csr *ui, const rf_csr *iu, int nth, const float *a, float *b,
+                         int *nomem) {
+    const int32_t ni = iu->nrows;
+    *nomem = 0;
+    int64_t *cur = rf_calloc((size_t)nth * ((size_t)ni + 1), sizeof *cur);
+    if (!cur) {
+        *nomem = 1;
+        return -1;
+    }
+    int64_t bad = 0;
+#pragma omp parallel for schedule(static, 1) num_threads(nth)
+    for (int p = 0; p < nth; p++) {
+        int64_t lo, hi, *c = cur + (size_t)p * ((size_t)ni + 1);
+        rf_chunk(ui->nrows, nth, p, &lo, &hi);
+        for (int64_t q = ui->indptr[lo]; q < ui->indptr[hi]; q++) c[ui->indices[q]]++;
+    }
+    for (int32_t i = 0; i < ni; i++) { /* counts -> first positions */
+        int64_t pos = iu->indptr[i];
+        for (int p = 0; p < nth; p++) {
+            int64_t *c = cur + (size_t)p * ((size_t)ni + 1) + i, k = *c;
+            *c = pos;
+            pos += k;
+        }
+        bad += pos != iu->indptr[i + 1];
+    }
+    if (bad == 0) {
+#pragma omp parallel for schedule(static, 1) num_threads(nth) reduction(+ : bad)
+        for (int p = 0; p < nth; p++) {
+            int64_t lo, hi, *c = cur + (size_t)p * ((size_t)ni + 1);
+            rf_chunk(ui->nrows, nth, p, &lo, &hi);
+            for (int64_t u = lo; u < hi; u++)
+                for (int64_t q = ui->indptr[u]; q < ui->indptr[u + 1]; q++) {
+                    int64_t pos = c[ui->indices[q]]++;
+                    bad += iu->indices[pos] != u;
+                    b[pos] = a[q];
+                }
+        }
+    }
+    rf_free(cur);
+    return bad ? -1 : 0;
+}
+
+/* The recency terms of every training entry, in ui order (*rui) and in iu
+ * order (*riu), from the entries' last event times (d->ui_ts); both live in
+ * one huge-page backed block, *mem (rf_free it). */
+static int recency_arrays(const ials_params *pp, const rf_dataset *d, int nth, void **mem,
+                          float **rui, float **riu, rf_err *err) {
+    const rf_csr *ui = d->ui, *iu = d->iu;
+    const int32_t maxlen = max_row(ui);
+    *mem = NULL;
+    *rui = *riu = NULL;
+    if (!d->ui_ts)
+        return rf_err_set(err, RF_EINVAL, "ials: recency > 0 needs the entries' event times");
+    if (iu->nnz != ui->nnz || iu->nrows != ui->ncols)
+        return rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
+    const int64_t nnz = ui->nnz ? ui->nnz : 1;
+    float *a = alloc_factors(2 * nnz, 1, mem), *b = a ? a + nnz : NULL;
+    uint64_t *scr = rf_malloc_array((size_t)nth * 2 * (size_t)maxlen, sizeof *scr);
+    int nomem = !a || !scr, rc = 0;
+    if (!nomem) {
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nth)
+        for (int32_t u = 0; u < ui->nrows; u++) {
+            uint64_t *keys = scr + (size_t)rf_thread_id() * 2 * (size_t)maxlen;
+            const int64_t lo = ui->indptr[u];
+            const int32_t n = (int32_t)(ui->indptr[u + 1] - lo);
+            for (int32_t j = 0; j < n; j++)
+                keys[j] = (uint64_t)d->ui_ts[lo + j] << 32 | (uint32_t)j;
+            recency_row(pp, n, keys, keys + maxlen, a + lo);
+        }
+        if (to_item_order(ui, iu, nth, a, b, &nomem) && !nomem)
+            rc = rf_err_set(err, RF_EINVAL, "ials: the dataset's iu is not the transpose of ui");
+    }
+    rf_free(scr);
+    if (nomem) rc = rf_err_set(err, RF_ENOMEM, "ials: out of memory (recency weights)");
+    if (rc) {
+        rf_free(*mem);
+        *mem = NULL;
+        return rc;
+    }
+    *rui = a;
+    *riu = b;
+    return 0;
+}
+
 /* How one row's observations are weighed: the unobserved weight of each
  * column (colw: the user step with popularity-scaled item weights) or one
  * weight for the whole row (roww: unobs_weight, or the item's own weight
@@ -199,7 +376,8 @@ typedef struct row_weights {
 static float gram_scale(const row_weights *rw) { return rw->colw ? 1.0f : rw->roww; }
 
 /* The observations of one row (entries with weight > 0) into idx, cm1
- * (c - w) and conf (c; *use_conf is 0 when every w is 1 and the kernels
+ * (c - w) and conf (c = 1 + alpha f(r) + rec, rec the entry's recency term
+ * or 0 when rec is NULL; *use_conf is 0 when every w is 1 and the kernels
  * may take 1 + cm1 instead); returns their count and the row's
  * regularisation in *reg: reg * W^reg_exp with W the row's total weight,
  * the sum of the unobserved weights over all columns (unobs_weight * n_cols
@@ -207,8 +385,8 @@ static float gram_scale(const row_weights *rw) { return rw->colw ? 1.0f : rw->ro
  * otherwise) plus sum (c - w). Entries outside [0, n_cols) are skipped
  * (fold-in input is not trusted). */
 static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, const float *wts,
-                        int32_t n_cols, const row_weights *rw, int32_t *idx, float *cm1,
-                        float *conf, int *use_conf, double *reg) {
+                        const float *rec, int32_t n_cols, const row_weights *rw, int32_t *idx,
+                        float *cm1, float *conf, int *use_conf, double *reg) {
     int32_t k = 0;
     double sum = 0;
     const int plain = !rw->colw && rw->roww == 1.0f;
@@ -216,7 +394,7 @@ static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, c
         float r = wts ? wts[t] : 1.0f;
         int32_t c = cols[t];
         if (!(r > 0) || c < 0 || c >= n_cols) continue;
-        double extra = conf_extra(pp, r);
+        double extra = conf_extra(pp, r) + (rec ? rec[t] : 0.0);
         double wc = rw->colw ? rw->colw[c] : rw->roww;
         idx[k] = c;
         cm1[k] = (float)(extra + (1.0 - wc));
@@ -232,14 +410,15 @@ static int32_t prep_row(const ials_params *pp, int32_t n, const int32_t *cols, c
 
 /* Solve every row of X against the fixed side Y (gram G) from matrix M
  * (rows of X x columns = rows of Y; unit: all its values are 1, so they
- * need not be read - the matrix streams from memory every half-step).
+ * need not be read - the matrix streams from memory every half-step;
+ * rec: the entries' recency terms in M's order, or NULL).
  * colw: unobserved weights of the columns (user step) or NULL; roww: of
  * the rows (item step) or NULL; neither: unobs_weight for all. Returns the
  * number of rows whose exact solve failed (solved by CG instead). */
-static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, float *X,
-                          const float *Y, const float *G, const float *colw, const float *roww,
-                          int dim, int ld, int nth, int32_t *idx_all, float *cm1_all,
-                          float *work_all, int32_t maxlen) {
+static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, const float *rec,
+                          float *X, const float *Y, const float *G, const float *colw,
+                          const float *roww, int dim, int ld, int nth, int32_t *idx_all,
+                          float *cm1_all, float *work_all, int32_t maxlen) {
     const size_t wf = rf_als_work_floats(ld);
     int64_t fails = 0;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nth) reduction(+ : fails)
@@ -254,8 +433,8 @@ static int64_t solve_side(const ials_params *pp, const rf_csr *M, int unit, floa
         int use_conf;
         row_weights rw = {colw, roww ? roww[u] : (float)pp->unobs_weight};
         int32_t n = prep_row(pp, (int32_t)(M->indptr[u + 1] - lo), M->indices + lo,
-                             unit ? NULL : M->data + lo, M->ncols, &rw, idx, cm1, conf, &use_conf,
-                             &reg);
+                             unit ? NULL : M->data + lo, rec ? rec + lo : NULL, M->ncols, &rw, idx,
+                             cm1, conf, &use_conf, &reg);
         if (n == 0) {
             memset(x, 0, (size_t)ld * sizeof *x);
             continue;
@@ -281,13 +460,6 @@ static void init_factors(float *X, int32_t rows, int dim, int ld, double scale, 
         float *x = X + (size_t)u * ld;
         for (int k = 0; k < dim; k++) x[k] = (float)(scale * rf_rng_normal(&g));
     }
-}
-
-static int32_t max_row(const rf_csr *M) {
-    int64_t mx = 0;
-    for (int32_t r = 0; r < M->nrows; r++)
-        if (rf_csr_row_len(M, r) > mx) mx = rf_csr_row_len(M, r);
-    return (int32_t)(mx > 0 ? mx : 1);
 }
 
 /* The unobserved weight of an item with `pop` users:
@@ -355,6 +527,8 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     p->V = alloc_factors(d->n_items, ld, &p->V_mem);
     p->pop = rf_malloc_array((size_t)(d->n_items > 0 ? d->n_items : 1), sizeof *p->pop);
     rf_progress *prog = NULL;
+    float *rec_ui = NULL, *rec_iu = NULL; /* recency terms (recency > 0), in rec_mem */
+    void *rec_mem = NULL;
     if (!G || !idx || !cm1 || !work || !p->U || !p->V || !p->pop) {
         rf_err_set(err, RF_ENOMEM, "ials: out of memory (%d users, %d items, %d factors)",
                    d->n_users, d->n_items, dim);
@@ -373,17 +547,23 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
 
     int unit = 1;
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
+    if (pp->recency > 0) {
+        double t0 = rf_mono();
+        if ((rc = recency_arrays(pp, d, nth, &rec_mem, &rec_ui, &rec_iu, err))) goto fail;
+        rf_log(RF_LOG_DEBUG, "ials.recency", "entries=%lld seconds=%.3f", (long long)d->ui->nnz,
+               rf_mono() - t0);
+    }
     prog = rf_progress_start("ials", pp->iterations);
     int64_t fails = 0;
     for (int it = 0; it < pp->iterations; it++) {
         double t0 = rf_mono();
         if ((rc = rf_als_gram(p->V, d->n_items, ld, p->w, G, err))) goto fail;
-        fails += solve_side(pp, d->ui, unit, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx, cm1,
-                            work, maxlen);
+        fails += solve_side(pp, d->ui, unit, rec_ui, p->U, p->V, G, p->w, NULL, dim, ld, nth, idx,
+                            cm1, work, maxlen);
         double t1 = rf_mono();
         if ((rc = rf_als_gram(p->U, d->n_users, ld, NULL, G, err))) goto fail;
-        fails += solve_side(pp, d->iu, unit, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx, cm1,
-                            work, maxlen);
+        fails += solve_side(pp, d->iu, unit, rec_iu, p->V, p->U, G, NULL, p->w, dim, ld, nth, idx,
+                            cm1, work, maxlen);
         rf_log(RF_LOG_DEBUG, "ials.iter", "it=%d seconds=%.3f user_step=%.3f item_step=%.3f",
                it + 1, rf_mono() - t0, t1 - t0, rf_mono() - t1);
         rf_progress_set(prog, it + 1);
@@ -404,6 +584,7 @@ fail:
     rf_progress_finish(prog);
     impl_clear(p);
 done:
+    rf_free(rec_mem);
     rf_free(G);
     rf_free(idx);
     rf_free(cm1);
@@ -414,22 +595,41 @@ done:
 /* ---- fold-in --------------------------------------------------------------- */
 
 /* Exact solve of one row against Y (n_rows_y rows, gram G) from entries
- * cols/w with unobserved weights rw; x receives ld floats (zero when no
+ * cols/w (event times ts, or NULL: all equally recent, for the recency
+ * term) with unobserved weights rw; x receives ld floats (zero when no
  * entry is usable). *used receives the number of usable entries. */
 static int fold_row(const ials_params *pp, const ials_impl *p, const float *Y, int32_t n_rows_y,
                     const float *G, const row_weights *rw, int32_t n, const int32_t *cols,
-                    const float *w, float *x, int32_t *used, rf_err *err) {
+                    const float *w, const int64_t *ts, float *x, int32_t *used, rf_err *err) {
     const int ld = p->ld;
     size_t wf = rf_als_work_floats(ld);
     size_t nn = (size_t)(n > 0 ? n : 1);
-    /* one block: work | cm1 | conf | idx */
-    float *block = rf_malloc_array(wf + 3 * nn, sizeof(float));
-    if (!block) return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
+    const int recent = pp->recency > 0;
+    /* one block: work | cm1 | conf | idx | rec (recency > 0) */
+    float *block = rf_malloc_array(wf + (recent ? 4 : 3) * nn, sizeof(float));
+    const int timed = recent && ts && n > 0;
+    uint64_t *keys = timed ? rf_malloc_array(2 * nn, sizeof *keys) : NULL;
+    if (!block || (timed && !keys)) {
+        rf_free(block);
+        return rf_err_set(err, RF_ENOMEM, "ials fold-in: out of memory");
+    }
     float *work = block, *cm1 = block + wf, *conf = cm1 + nn;
     int32_t *idx = (int32_t *)(conf + nn);
+    float *rec = recent ? conf + 2 * nn : NULL;
+    if (keys) { /* times as offsets from the oldest, capped at 2^32 - 1 s */
+        int64_t oldest = ts[0];
+        for (int32_t j = 1; j < n; j++)
+            if (ts[j] < oldest) oldest = ts[j];
+        for (int32_t j = 0; j < n; j++) {
+            uint64_t age = (uint64_t)ts[j] - (uint64_t)oldest;
+            keys[j] = (age < UINT32_MAX ? age : UINT32_MAX) << 32 | (uint32_t)j;
+        }
+    }
+    if (rec) recency_row(pp, n, keys, keys ? keys + nn : NULL, rec);
+    rf_free(keys);
     double reg;
     int use_conf;
-    int32_t k = prep_row(pp, n, cols, w, n_rows_y, rw, idx, cm1, conf, &use_conf, &reg);
+    int32_t k = prep_row(pp, n, cols, w, rec, n_rows_y, rw, idx, cm1, conf, &use_conf, &reg);
     *used = k;
     if (k == 0) {
         memset(x, 0, (size_t)ld * sizeof *x);
@@ -460,7 +660,7 @@ int rf_ials_fold_in_user(const rf_model *m, const rf_hist *h, float *vec, rf_err
     int32_t used;
     row_weights rw = {p->w, (float)((const ials_params *)m->params)->unobs_weight};
     rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h ? h->n : 0, h ? h->items : NULL,
-                  h ? h->weights : NULL, xb, &used, err);
+                  h ? h->weights : NULL, h ? h->ts : NULL, xb, &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
 }
@@ -480,8 +680,8 @@ int rf_ials_fold_in_item(const rf_model *m, int32_t n, const int32_t *users, con
             cnt += users[t] >= 0 && users[t] < m->n_users && (!weights || weights[t] > 0);
         rw.roww = (float)unobs_w(pp, cnt, p->w_norm);
     }
-    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, xb,
-                  &used, err);
+    rc = fold_row(m->params, p, p->U, m->n_users, p->GU, &rw, users ? n : 0, users, weights, NULL,
+                  xb, &used, err);
     if (rc == 0) memcpy(vec, xb, (size_t)p->dim * sizeof *vec);
     return rc;
 }
@@ -545,7 +745,8 @@ static int user_vector(const rf_model *m, int32_t user, const rf_hist *h, float 
     if (h->n == 0) return 0;
     int32_t used;
     row_weights rw = {p->w, (float)((const ials_params *)m->params)->unobs_weight};
-    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h->n, h->items, h->weights, xb,
+    int rc = fold_row(m->params, p, p->V, m->n_items, p->GV, &rw, h->n, h->items, h->weights,
+                      h->ts, xb,
                       &used, err);
     *have = rc == 0 && used > 0;
     return rc;
