@@ -88,6 +88,16 @@ printf 'id\tgender\tage\tcountry\tsegment\na\tF\t30\tDE\tvip\nb\tM\t61\tFR\tnew\
   && grep -q "event=fm.fit .* user_side=8 " "$T/fm.out" && ok "fm uses the users table" \
   || { cat "$T/fm.out"; bad "fm user side features"; }
 
+# ials's recency term needs event times: data without them gets a warning
+printf 'user\titem\na\tx\na\ty\nb\tx\nb\tz\nc\ty\n' > "$T/nots.tsv"
+"$BIN" import --quiet --data "$T/nots" --interactions "$T/nots.tsv" > /dev/null 2>&1 || bad "import no-ts"
+"$BIN" train --data "$T/nots" --model ials > "$T/nots.out" 2>&1 \
+  && grep -q "event=ials.recency .*same time.*recency=0,reg=28" "$T/nots.out" \
+  && ok "ials warns when the events carry no times" || { cat "$T/nots.out"; bad "ials no-ts warning"; }
+"$BIN" train --data "$T/nots" --model ials --params recency=0,reg=28 > "$T/nots2.out" 2>&1 \
+  && ! grep -q "event=ials.recency" "$T/nots2.out" && ok "no warning with recency=0" \
+  || { cat "$T/nots2.out"; bad "ials no-ts recency=0"; }
+
 # a truncated model file fails cleanly
 head -c 100 "$D/models/pop.rfm" > "$T/p" && cp "$T/p" "$D/models/pop.rfm"
 "$BIN" recommend --data "$D" --user a --model pop > /dev/null 2> "$T/trunc.err"; rc=$?

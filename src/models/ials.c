@@ -548,6 +548,10 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     int unit = 1;
     for (int64_t q = 0; q < d->ui->nnz && unit; q++) unit = d->ui->data[q] == 1.0f;
     if (pp->recency > 0) {
+        if (d->ui->nnz > 0 && d->ts_base == d->ts_max)
+            rf_log(RF_LOG_WARN, "ials.recency",
+                   "msg=\"every event has the same time (no timestamps imported?): the recency term "
+                   "weighs every entry alike; consider --params-ials recency=0,reg=28\"");
         double t0 = rf_mono();
         if ((rc = recency_arrays(pp, d, nth, &rec_mem, &rec_ui, &rec_iu, err))) goto fail;
         rf_log(RF_LOG_DEBUG, "ials.recency", "entries=%lld seconds=%.3f", (long long)d->ui->nnz,
