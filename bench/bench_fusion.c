@@ -9,14 +9,19 @@
  * 128 factors (its default), pop, trending, rules; EASE's dense items x items matrix
  * does not fit a 100k catalog). Then for FUSION_REQ users (500) drawn
  * with a fixed seed, one thread:
- *   channel NAME   rf_model_score_all of that channel + its top-N; for a
- *                  factor channel (ials) the user vector + the exact
- *                  pruned top-N instead (candidates.c; FUSION_FULL=1
- *                  forces the old catalog-wide path everywhere)
+ *   channel NAME   that channel's top-N alone (fu_channel_top), the way
+ *                  the candidates take it: sparse (itemknn, userknn,
+ *                  rules: only what the history reaches), pruned (ials:
+ *                  the exact norm-ordered scan), order (pop, trending:
+ *                  a precomputed order); FUSION_FULL=1 forces the
+ *                  catalog-wide score_all + top-N everywhere
+ *   candidates     fu_cands_build: every channel, the union, its scores
  *   features       the candidates' feature rows (fu_features)
  *   ranker         rf_ranker_predict on them
  *   rerank         rf_rerank to 10 items (oos demote, cap 3, block 5 items)
- *   total          fused score_all + top-10 selection + rerank
+ *   total          rf_model_recommend top-10 (the fused model's recommend
+ *                  op, as the server calls it) + rerank
+ *   score_all      the fused score vector over the whole catalog
  * Prints median and p90 per stage in microseconds of thread CPU time.
  * The default sizes keep the fit (stacking on two threads) to a few
  * minutes; the request cost depends on the catalog size, not on users. */
@@ -91,8 +96,8 @@ int main(void) {
      * channel defaults; report what the channel uses */
     fu_impl *f = m->impl;
     f->full_scan = env_i("FUSION_FULL", 0) != 0;
-    printf("factor channels: %s\n", f->full_scan ? "full catalog scan (FUSION_FULL=1)"
-                                                  : "pruned top-N, candidates scored");
+    printf("channels: %s\n", f->full_scan ? "full catalog scan (FUSION_FULL=1)"
+                                           : "sparse / pruned / precomputed top-N, union scored");
     rf_set_threads(1);
     fu_cands c;
     if (fu_cands_init(&c, f, m->n_items)) return 1;
@@ -100,10 +105,11 @@ int main(void) {
     float *x = rf_malloc_array((size_t)c.cap * (size_t)nf, sizeof *x);
     float *s = rf_malloc_array((size_t)c.cap, sizeof *s);
     float *all = rf_malloc_array((size_t)m->n_items, sizeof *all);
-    rf_scored *top = rf_malloc_array(200, sizeof *top), out[10];
+    rf_scored out[10];
     double *tch[FU_MAX_CH], *tf = calloc((size_t)nreq, sizeof(double)),
            *tr = calloc((size_t)nreq, sizeof(double)), *trr = calloc((size_t)nreq, sizeof(double)),
-           *tt = calloc((size_t)nreq, sizeof(double)), *tc = calloc((size_t)nreq, sizeof(double));
+           *tt = calloc((size_t)nreq, sizeof(double)), *tc = calloc((size_t)nreq, sizeof(double)),
+           *tsa = calloc((size_t)nreq, sizeof(double));
     for (int k = 0; k < f->n_ch; k++) tch[k] = calloc((size_t)nreq, sizeof(double));
     int64_t *stock = rf_malloc_array((size_t)m->n_items, sizeof *stock);
     int32_t *cat = rf_malloc_array((size_t)m->n_items, sizeof *cat);
@@ -113,32 +119,20 @@ int main(void) {
     }
     rf_rng g;
     rf_rng_seed(&g, 99);
-    int64_t cand_sum = 0, scanned_sum = 0, scanned = 0;
+    int64_t cand_sum = 0;
     for (int q = 0; q < nreq; q++) {
         int32_t u = (int32_t)rf_rng_below(&g, (uint64_t)nu);
         rf_hist h;
         rf_hist_from_row(d, u, &h);
-        /* per channel: score_all + top-N (user-independent channels walk a
-         * precomputed order inside fu_cands_build instead) */
+        /* per channel: its top-N alone (fu_channel_top: the sparse, pruned,
+         * fixed or full path, as the candidates take it) */
+        for (int32_t t = 0; t < h.n; t++) c.hmask[h.items[t]] = 1;
         for (int k = 0; k < f->n_ch; k++) {
-            if (f->fixed[k]) continue;
             double a = cpu();
-            if (f->fix[k].perm && !f->full_scan) {
-                float *v = c.vec + (size_t)k * (size_t)c.ld_max;
-                for (int32_t t = 0; t < h.n; t++) c.hmask[h.items[t]] = 1;
-                if (rf_factors_user_vector(f->ch[k], &f->fac[k], u, &h, v, NULL) == 1)
-                    rf_factors_topk_pruned(&f->fac[k], &f->fix[k], v,
-                                           c.hmask, f->cand[k], top, &scanned);
-                scanned_sum += scanned;
-                for (int32_t t = 0; t < h.n; t++) c.hmask[h.items[t]] = 0;
-                tch[k][q] = cpu() - a;
-                continue;
-            }
-            rf_model_score_all(f->ch[k], u, &h, c.sc + (size_t)k * (size_t)m->n_items, NULL);
-            rf_topk_select(c.sc + (size_t)k * (size_t)m->n_items, m->n_items, f->cand[k], NULL,
-                           top);
+            fu_channel_top(&c, f, k, u, &h, NULL);
             tch[k][q] = cpu() - a;
         }
+        for (int32_t t = 0; t < h.n; t++) c.hmask[h.items[t]] = 0;
         double a = cpu();
         fu_cands_build(&c, f, u, &h, NULL);
         tc[q] = cpu() - a;
@@ -165,28 +159,33 @@ int main(void) {
         rf_rerank(&req, cs, c.n, 10, out, NULL);
         trr[q] = cpu() - a;
         rf_free(cs);
-        /* the whole request as served: fused scores, top-10 (+ rerank) */
+        /* the whole request as served: the recommend hook's top-10 (+ rerank) */
         a = cpu();
         rf_scored t10[10];
         rf_model_recommend(m, u, &h, 10, NULL, all, t10, NULL);
         tt[q] = cpu() - a + trr[q];
+        /* the fused score vector over the catalog (score_all) */
+        a = cpu();
+        rf_model_score_all(m, u, &h, all, NULL);
+        tsa[q] = cpu() - a;
     }
     printf("one user, one thread, %d requests, %.0f candidates on average:\n", nreq,
            (double)cand_sum / nreq);
-    if (scanned_sum)
-        printf("pruned scans: %.1f%% of the catalog scored on average\n",
-               100.0 * (double)scanned_sum / nreq / m->n_items);
     for (int k = 0; k < f->n_ch; k++) {
         char name[48];
-        snprintf(name, sizeof name, "channel %s%s", fu_kind_names[f->kind[k]],
-                 f->fix[k].perm && !f->full_scan ? " (pruned)" : "");
-        if (f->fixed[k]) printf("  %-18s precomputed order (in candidates)\n", name);
-        else report(name, tch[k], nreq);
+        const char *how = f->full_scan                 ? ""
+                          : f->fix[k].perm              ? " (pruned)"
+                          : f->sparse[k]                ? " (sparse)"
+                          : f->fixed[k]                 ? " (order)"
+                                                        : "";
+        snprintf(name, sizeof name, "channel %s%s", fu_kind_names[f->kind[k]], how);
+        report(name, tch[k], nreq);
     }
     report("candidates (all)", tc, nreq);
     report("features", tf, nreq);
     report("ranker", tr, nreq);
     report("rerank", trr, nreq);
     report("total", tt, nreq);
+    report("score_all (vector)", tsa, nreq);
     return 0;
 }
