@@ -17,7 +17,8 @@ typedef struct rf_sparse {
     int32_t n_items;  /* item ids are in [0, n_items) */
     int32_t n;        /* touched items */
     float *val;       /* n_items; 0 except at touched items */
-    uint8_t *mark;    /* n_items; 1 exactly at touched items */
+    uint64_t *bits;   /* n_items bits; set exactly at touched items (a bit
+                         array, so the test stays in L1 on a large catalog) */
     int32_t *touched; /* the n touched items, in first-touch order */
 } rf_sparse;
 
@@ -29,10 +30,16 @@ void rf_sparse_free(rf_sparse *s);
 /* Back to all zero, unmarked, at the cost of the touched items. */
 void rf_sparse_clear(rf_sparse *s);
 
+/* 1 if item j (in range) was touched. */
+static inline int rf_sparse_has(const rf_sparse *s, int32_t j) {
+    return (int)(s->bits[j >> 6] >> (j & 63)) & 1;
+}
+
 /* The value slot of item j (in range), marking j touched on first use. */
 static inline float *rf_sparse_at(rf_sparse *s, int32_t j) {
-    if (!s->mark[j]) {
-        s->mark[j] = 1;
+    uint64_t b = (uint64_t)1 << (j & 63);
+    if (!(s->bits[j >> 6] & b)) {
+        s->bits[j >> 6] |= b;
         s->touched[s->n++] = j;
     }
     return &s->val[j];

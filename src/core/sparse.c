@@ -10,9 +10,9 @@ int rf_sparse_init(rf_sparse *s, int32_t n_items) {
     memset(s, 0, sizeof *s);
     size_t n = (size_t)(n_items > 0 ? n_items : 1);
     s->val = rf_calloc(n, sizeof *s->val);
-    s->mark = rf_calloc(n, 1);
+    s->bits = rf_calloc((n + 63) / 64, sizeof *s->bits);
     s->touched = rf_malloc_array(n, sizeof *s->touched);
-    if (!s->val || !s->mark || !s->touched) {
+    if (!s->val || !s->bits || !s->touched) {
         rf_sparse_free(s);
         return RF_ENOMEM;
     }
@@ -22,7 +22,7 @@ int rf_sparse_init(rf_sparse *s, int32_t n_items) {
 
 void rf_sparse_free(rf_sparse *s) {
     rf_free(s->val);
-    rf_free(s->mark);
+    rf_free(s->bits);
     rf_free(s->touched);
     memset(s, 0, sizeof *s);
 }
@@ -31,7 +31,7 @@ void rf_sparse_clear(rf_sparse *s) {
     for (int32_t t = 0; t < s->n; t++) {
         int32_t j = s->touched[t];
         s->val[j] = 0;
-        s->mark[j] = 0;
+        s->bits[j >> 6] = 0;
     }
     s->n = 0;
 }

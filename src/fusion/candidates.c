@@ -173,7 +173,7 @@ static void extend(fu_cands *c, const fu_impl *f, int k, const int32_t *items, i
         int32_t j = items[t];
         if (j < 0 || j >= c->n_items) continue;
         if (c->hmask[j]) s[j] = -INFINITY;
-        else if (f->sparse[k]) s[j] = sp->mark[j] ? sp->val[j] : f->fixed[k][j];
+        else if (f->sparse[k]) s[j] = rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
         else blk[nb++] = j;
         if (nb == BLK || (t == n - 1 && nb > 0)) {
             rf_factors_score_items(&f->fac[k], c->vec + (size_t)k * (size_t)c->ld_max, blk, nb, v);
@@ -212,13 +212,6 @@ int fu_order_top(const fu_impl *f, int k, int32_t n_items, const uint8_t *skip, 
     return nt;
 }
 
-/* 1 if (j, v) would enter the full heap t or t has room: the cheap test
- * before rf_topk_push (which keeps the same set either way). */
-static inline int enters(const rf_topk *t, int32_t j, float v) {
-    if (t->n < t->k) return 1;
-    return v > t->heap[0].score || (v == t->heap[0].score && j < t->heap[0].id);
-}
-
 /* Channel k's top-N on the sparse path: the reached items (the sparse
  * op's) and the first N unreached ones in the fallback order, the best N
  * of them - the top-N of score_all with the history masked. */
@@ -233,14 +226,14 @@ static int sparse_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const 
     for (int32_t q = 0; q < sp->n; q++) {
         int32_t j = sp->touched[q];
         float v = sp->val[j];
-        if (!c->hmask[j] && v != -INFINITY && enters(&t, j, v)) rf_topk_push(&t, j, v);
+        if (!c->hmask[j] && v != -INFINITY && rf_topk_enters(&t, j, v)) rf_topk_push(&t, j, v);
     }
     const int32_t *o = f->fixed_order[k];
     int got = 0;
     for (int32_t q = 0; q < c->n_items && got < f->cand[k] && o[q] >= 0; q++) {
         int32_t j = o[q];
-        if (c->hmask[j] || sp->mark[j]) continue;
-        if (!enters(&t, j, f->fixed[k][j])) break; /* the order only gets worse */
+        if (c->hmask[j] || rf_sparse_has(sp, j)) continue;
+        if (!rf_topk_enters(&t, j, f->fixed[k][j])) break; /* the order only gets worse */
         rf_topk_push(&t, j, f->fixed[k][j]);
         got++;
     }
@@ -320,7 +313,7 @@ void fu_cands_extend(fu_cands *c, const fu_impl *f, const rf_hist *h, int k, con
     } else if (f->sparse[k]) {
         const rf_sparse *sp = &c->sp[k];
         for (int32_t j = 0; j < c->n_items; j++)
-            s[j] = c->hmask[j] ? -INFINITY : sp->mark[j] ? sp->val[j] : f->fixed[k][j];
+            s[j] = c->hmask[j] ? -INFINITY : rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
         c->full[k] = 1;
     } else {
         rf_factors_score_all(&f->fac[k], c->vec + (size_t)k * (size_t)c->ld_max, s);

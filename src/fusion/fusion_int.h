@@ -69,6 +69,14 @@ typedef struct fu_params {
     int seed;
 } fu_params;
 
+/* The per-item side values a feature row reads, packed into one 32-byte
+ * record per item (one cache line for a candidate, not one per table):
+ * copies of the fu_side arrays of the same names. */
+typedef struct fu_item_row {
+    float pop, trend, pop_log, trend_log, price, age, stock;
+    int32_t cat;
+} fu_item_row;
+
 /* Side tables: what the features need beyond the channels' scores. */
 typedef struct fu_side {
     int32_t n_items, n_users, n_cats;
@@ -92,6 +100,7 @@ typedef struct fu_side {
     float *u_gender;   /* n_users: 0 male, 1 female, NAN other/unknown */
     float *u_segment;  /* n_users: segment id (an id, not an order), NAN */
     char **cat_names;  /* n_cats category paths (for explanations) */
+    fu_item_row *row;  /* n_items: the item tables packed (not saved) */
 } fu_side;
 
 /* Test hook: called by the fit after the first-stage channels are fit,

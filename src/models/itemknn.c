@@ -134,7 +134,12 @@ static void knn_accumulate(const rf_model *m, const rf_hist *h, float *out, rf_s
     if (decay)
         for (int32_t t = 0; t < h->n; t++)
             if (h->ts[t] > newest) newest = h->ts[t];
+    enum { AHEAD = 8 }; /* rows requested ahead of the one summed */
+    for (int32_t t = 0; t < h->n && t < AHEAD; t++)
+        if (h->items[t] >= 0 && h->items[t] < n) rf_csr_prefetch_row(nb, h->items[t]);
     for (int32_t t = 0; t < h->n; t++) {
+        if (t + AHEAD < h->n && h->items[t + AHEAD] >= 0 && h->items[t + AHEAD] < n)
+            rf_csr_prefetch_row(nb, h->items[t + AHEAD]);
         int32_t i = h->items[t];
         if (i < 0 || i >= n) continue;
         float w = h->weights ? h->weights[t] : 1.0f;

@@ -175,7 +175,11 @@ static int uknn_accumulate(const rf_model *m, int32_t user, const rf_hist *h, fl
         }
         nn = c;
     }
+    enum { AHEAD = 8 }; /* rows requested ahead of the one summed */
+    for (int64_t e = 0; e < nn && e < AHEAD; e++)
+        rf_csr_prefetch_row(ui, nb_id ? nb_id[e] : buf[e].id);
     for (int64_t e = 0; e < nn; e++) {
+        if (e + AHEAD < nn) rf_csr_prefetch_row(ui, nb_id ? nb_id[e + AHEAD] : buf[e + AHEAD].id);
         int32_t v = nb_id ? nb_id[e] : buf[e].id;
         float s = nb_id ? nb_sim[e] : buf[e].score;
         for (int64_t q = ui->indptr[v]; q < ui->indptr[v + 1]; q++) {
