@@ -261,6 +261,8 @@ typedef struct fu_scratch {
     float *x;   /* c.cap x fu_n_feats */
     float *s;   /* c.cap */
     float *all; /* n_items or NULL */
+    int list;   /* how fu_recommend answered: 0 from the candidates, 1 from
+                   the full vector, -1 not a recommend (counted by put) */
 } fu_scratch;
 /* A scratch for a fitted f over n_items items: from the model's pool, or
  * new when the pool is empty (or f has none). NULL: out of memory. */
@@ -268,6 +270,9 @@ fu_scratch *fu_scratch_get(const fu_impl *f, int32_t n_items);
 /* Give it back (kept for the next request, or freed when the pool is
  * full). NULL is a no-op. */
 void fu_scratch_put(const fu_impl *f, fu_scratch *w);
+/* Lists fu_recommend answered from the candidates and from the full
+ * vector since the model was created or loaded (tests, benchmarks). */
+void fu_pool_stats(const fu_impl *f, int64_t *from_cands, int64_t *from_full);
 /* The model's pool (fusion_create) and its end (fusion_destroy). */
 int fu_pool_new(fu_impl *f);
 void fu_pool_free(fu_impl *f);

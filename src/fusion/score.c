@@ -103,7 +103,9 @@ int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const
     }
     rc = rf_topk_finish(&t);
     const float bound = (lowest(c, w->s) - 1.5f) + 0.5f; /* no non-candidate scores more */
+    w->list = 0;
     if (c->n > 0 && rc == k && out[k - 1].score > bound) goto out;
+    w->list = 1;
     /* the full path: the whole vector, then its top-k */
     if (!w->all && !(w->all = rf_malloc_array((size_t)m->n_items, sizeof *w->all))) {
         rc = rf_err_set(err, RF_ENOMEM, "fusion: out of memory");

@@ -27,6 +27,7 @@ typedef struct fu_pool {
     pthread_mutex_t lock;
     int n;
     fu_scratch *idle[POOL_MAX];
+    int64_t lists[2]; /* recommend lists from the candidates / full vector */
 } fu_pool;
 
 static void scratch_free(fu_scratch *w) {
@@ -62,9 +63,22 @@ fu_scratch *fu_scratch_get(const fu_impl *f, int32_t n_items) {
         if (p->n > 0) w = p->idle[--p->n];
         pthread_mutex_unlock(&p->lock);
     }
-    if (w && w->c.n_items == n_items) return w;
-    scratch_free(w);
-    return scratch_new(f, n_items);
+    if (!w || w->c.n_items != n_items) {
+        scratch_free(w);
+        w = scratch_new(f, n_items);
+    }
+    if (w) w->list = -1;
+    return w;
+}
+
+void fu_pool_stats(const fu_impl *f, int64_t *from_cands, int64_t *from_full) {
+    fu_pool *p = f->pool;
+    *from_cands = *from_full = 0;
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    *from_cands = p->lists[0];
+    *from_full = p->lists[1];
+    pthread_mutex_unlock(&p->lock);
 }
 
 void fu_scratch_put(const fu_impl *f, fu_scratch *w) {
@@ -72,6 +86,8 @@ void fu_scratch_put(const fu_impl *f, fu_scratch *w) {
     fu_pool *p = f->pool;
     if (p) {
         pthread_mutex_lock(&p->lock);
+        if (w->list >= 0) p->lists[w->list]++;
+        w->list = -1;
         if (p->n < POOL_MAX) {
             p->idle[p->n++] = w;
             w = NULL;
