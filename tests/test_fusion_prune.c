@@ -278,6 +278,34 @@ static void check_default_channels(const rf_dataset *d) {
     int64_t from_cands, from_full;
     fu_pool_stats(f, &from_cands, &from_full);
     assert_true(from_cands > 0 && from_full > 0); /* both branches ran */
+    /* failed allocations on the serving path (an empty pool: the scratch
+     * is allocated too; the full branch's vector for k = 1000): RF_ENOMEM or
+     * the right list, and the model serves correctly afterwards */
+    rf_hist hu;
+    rf_hist_from_row(d, 11, &hu);
+    rf_scored ref[1000], got[1000];
+    for (int k = 10; k <= 1000; k += 990) {
+        int nr = rf_model_recommend(m, -1, &hu, k, NULL, NULL, ref, &err);
+        assert_true(nr > 0);
+        int failed = 0;
+        for (long fail = 0; fail < 200; fail++) {
+            fu_pool_free(f);
+            assert_int_equal(fu_pool_new(f), 0);
+            rf_mem_fail_after(fail);
+            int rc = rf_model_recommend(m, -1, &hu, k, NULL, NULL, got, &err);
+            rf_mem_fail_after(-1);
+            if (rc == RF_ENOMEM) {
+                failed++;
+                continue;
+            }
+            assert_int_equal(rc, nr);
+            assert_memory_equal(got, ref, (size_t)nr * sizeof *got);
+            break;
+        }
+        assert_true(failed > 0);
+        assert_int_equal(rf_model_recommend(m, -1, &hu, k, NULL, NULL, got, &err), nr);
+        assert_memory_equal(got, ref, (size_t)nr * sizeof *got);
+    }
     free(sc);
     free(ts);
     rf_model_free(m);

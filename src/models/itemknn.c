@@ -21,7 +21,9 @@
  * pop(j) / (max_pop + 1) - 1, in [-1, 0) - below every reached item and
  * ordered by popularity (distinct users). So a user with an empty history
  * (an unknown user) gets exactly the popularity ranking, and a user with a
- * short history gets kNN items first, then popular ones. */
+ * short history gets kNN items first, then popular ones. score_sparse
+ * (model.h) sums the same terms into a sparse accumulator over the
+ * neighbour lists only, leaving the fallback implicit. */
 #include "recfuse/itemknn.h"
 
 #include <math.h>

@@ -25,7 +25,9 @@
  * antecedent lies in the context fires; an item's rule score is the max
  * (agg=max) or the sum (agg=sum) of confidence * lift over the rules
  * concluding it. Items reached by a rule score 1 + rule score, all others
- * pop / (max pop + 1) < 1: rule items first, then popularity.
+ * pop / (max pop + 1) < 1: rule items first, then popularity. score_sparse
+ * (model.h) fires the same rules into a sparse accumulator, so only the
+ * consequents are touched.
  *
  * DESIGN: rules are kept sorted by antecedent (single-item antecedents of
  * item a, then pairs (a, b) by b), with an offset per first item, so

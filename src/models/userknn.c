@@ -26,7 +26,9 @@
  * split (docs/models-knn.md).
  *
  * Fallback: items no neighbour reaches score pop(j) / (max_pop + 1) - 1,
- * in [-1, 0), as itemknn: an empty history gets the popularity ranking. */
+ * in [-1, 0), as itemknn: an empty history gets the popularity ranking.
+ * score_sparse (model.h) sums the same terms into a sparse accumulator
+ * over the neighbours' rows only, leaving the fallback implicit. */
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
