@@ -26,10 +26,11 @@
  * (fu_impl.full_scan forces the full path everywhere; test_fusion_prune
  * checks both for every default channel).
  *
- * DESIGN: the union is a sorted merge of the (small) lists rather than a
- * per-item stamp array, so a request touches O(sum of N) memory beyond
- * what the channels reach, whatever the catalog size; a channel row of
- * c->sc holds only the union's scores until fu_cands_extend fills more. */
+ * DESIGN: the union is the lists' items set in a bit array (a bit per
+ * catalog item, 12.5 kB for 100k items, cleared as it is read back in
+ * ascending order), so a request touches O(sum of N) memory beyond what
+ * the channels reach and sorts nothing; a channel row of c->sc holds only
+ * the union's scores until fu_cands_extend fills more. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,11 +56,12 @@ int fu_cands_init(fu_cands *c, const fu_impl *f, int32_t n_items) {
     c->items = rf_malloc_array((size_t)c->cap, sizeof *c->items);
     c->rank = rf_malloc_array((size_t)f->n_ch * (size_t)c->cap, sizeof *c->rank);
     c->hmask = rf_calloc((size_t)(n_items ? n_items : 1), 1);
+    c->ubits = rf_calloc(((size_t)n_items + 63) / 64 + 1, sizeof *c->ubits);
     for (int k = 0; k < f->n_ch; k++)
         if (f->fix[k].perm && f->fac[k].ld > c->ld_max) c->ld_max = f->fac[k].ld;
     c->vec = rf_malloc_array((size_t)f->n_ch * (size_t)(c->ld_max ? c->ld_max : 1),
                              sizeof *c->vec);
-    if (!c->sc || !c->top || !c->items || !c->rank || !c->hmask || !c->vec) {
+    if (!c->sc || !c->top || !c->items || !c->rank || !c->hmask || !c->ubits || !c->vec) {
         fu_cands_free(c);
         return RF_ENOMEM;
     }
@@ -140,6 +142,7 @@ void fu_cands_free(fu_cands *c) {
     rf_free(c->items);
     rf_free(c->rank);
     rf_free(c->hmask);
+    rf_free(c->ubits);
     rf_free(c->vec);
     for (int k = 0; k < FU_MAX_CH; k++) rf_sparse_free(&c->sp[k]);
     memset(c, 0, sizeof *c);
@@ -172,9 +175,16 @@ static void extend(fu_cands *c, const fu_impl *f, int k, const int32_t *items, i
     for (int32_t t = 0; t < n; t++) {
         int32_t j = items[t];
         if (j < 0 || j >= c->n_items) continue;
-        if (c->hmask[j]) s[j] = -INFINITY;
-        else if (f->sparse[k]) s[j] = rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
-        else blk[nb++] = j;
+        if (c->hmask[j]) {
+            s[j] = -INFINITY;
+        } else if (f->sparse[k]) {
+            s[j] = rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
+        } else { /* the item's row is cold: request it now, score it in the block */
+            const char *row = (const char *)(f->fac[k].items + (size_t)j * (size_t)f->fac[k].ld);
+            for (size_t o = 0; o < (size_t)f->fac[k].ld * sizeof(float); o += 64)
+                __builtin_prefetch(row + o);
+            blk[nb++] = j;
+        }
         if (nb == BLK || (t == n - 1 && nb > 0)) {
             rf_factors_score_items(&f->fac[k], c->vec + (size_t)k * (size_t)c->ld_max, blk, nb, v);
             for (int q = 0; q < nb; q++) s[blk[q]] = v[q];
@@ -273,17 +283,28 @@ int fu_channel_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const rf_
 
 static int build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, rf_err *err) {
     c->n = 0;
+    /* the union: the lists' items set in a bit array (n_items / 8 bytes),
+     * then read back in ascending order word by word, then cleared */
+    int32_t lo = c->n_items, hi = -1;
     for (int k = 0; k < f->n_ch; k++) {
         int rc = fu_channel_top(c, f, k, user, h, err);
         if (rc) return rc;
         const rf_scored *top = c->top + (size_t)k * (size_t)c->max_cand;
-        for (int t = 0; t < c->n_top[k]; t++) c->items[c->n++] = top[t].id;
+        for (int t = 0; t < c->n_top[k]; t++) {
+            int32_t j = top[t].id;
+            c->ubits[j >> 6] |= (uint64_t)1 << (j & 63);
+            if (j < lo) lo = j;
+            if (j > hi) hi = j;
+        }
     }
-    qsort(c->items, (size_t)c->n, sizeof *c->items, fu_cmp_i32);
-    int32_t u = 0;
-    for (int32_t t = 0; t < c->n; t++)
-        if (t == 0 || c->items[t] != c->items[t - 1]) c->items[u++] = c->items[t];
-    c->n = u;
+    for (int32_t wd = lo >> 6; hi >= 0 && wd <= hi >> 6; wd++) {
+        uint64_t b = c->ubits[wd];
+        c->ubits[wd] = 0;
+        while (b) {
+            c->items[c->n++] = wd * 64 + __builtin_ctzll(b);
+            b &= b - 1;
+        }
+    }
     memset(c->rank, 0, (size_t)f->n_ch * (size_t)c->cap * sizeof *c->rank);
     for (int k = 0; k < f->n_ch; k++) {
         const rf_scored *top = c->top + (size_t)k * (size_t)c->max_cand;

@@ -179,6 +179,7 @@ typedef struct fu_cands {
     float *vec;      /* n_ch x ld_max: factor channels' user vectors */
     int ld_max;
     uint8_t *hmask;  /* n_items: the history items (set during a build) */
+    uint64_t *ubits; /* n_items bits: the union while it is merged (else 0) */
     rf_scored *top;  /* n_ch x max_cand */
     int n_top[FU_MAX_CH];
     int max_cand;
