@@ -79,8 +79,8 @@ if start_server --data "$T/d"; then
   check "serve: fusion is the served model" "[ '$CODE' = 200 ] && [ \"\$(jq -r .model <<<'$BODY')\" = fusion ]"
   check "serve: explanations carry a kind and channel shares" \
     "jq -e '.items | length == 5 and all(.explain.kind != null and (.explain.contrib | length) > 0)' <<<'$BODY' >/dev/null"
-  # every list the server ranks (8 requests at once, on both HTTP
-  # threads) is the one `recfuse recommend` prints
+  # every list the server ranks (on an idle scorer thread or on the HTTP
+  # thread: 8 requests at once) is the one `recfuse recommend` prints
   xargs -P 8 -I{} sh -c "curl -s '$URL/v1/recommend/{}?k=10' | jq -r '[.user, ([.items[].item] | join(\",\"))] | @tsv'" \
     <"$T/users.txt" | sort >"$T/srv.out"
   check "serve: 40 concurrent lists equal recommend's" "[ \"\$(sort '$T/rec.out' | md5sum)\" = \"\$(md5sum <'$T/srv.out')\" ]"
