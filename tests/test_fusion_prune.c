@@ -305,6 +305,21 @@ static void check_default_channels(const rf_dataset *d) {
         assert_true(failed > 0);
         assert_int_equal(rf_model_recommend(m, -1, &hu, k, NULL, NULL, got, &err), nr);
         assert_memory_equal(got, ref, (size_t)nr * sizeof *got);
+        /* a scratch that saw a failure mid-request goes back to the pool
+         * and serves the next request - another user's - exactly */
+        rf_hist hv;
+        rf_hist_from_row(d, 12, &hv);
+        rf_scored ref2[1000];
+        int nr2 = rf_model_recommend(m, -1, &hv, k, NULL, NULL, ref2, &err);
+        assert_true(nr2 > 0);
+        for (long fail = 0; fail < 40; fail++) {
+            rf_mem_fail_after(fail);
+            int rc = rf_model_recommend(m, -1, &hu, k, NULL, NULL, got, &err);
+            rf_mem_fail_after(-1);
+            assert_true(rc == RF_ENOMEM || rc == nr);
+            assert_int_equal(rf_model_recommend(m, -1, &hv, k, NULL, NULL, got, &err), nr2);
+            assert_memory_equal(got, ref2, (size_t)nr2 * sizeof *got);
+        }
     }
     free(sc);
     free(ts);

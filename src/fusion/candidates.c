@@ -288,7 +288,9 @@ static int build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, 
     int32_t lo = c->n_items, hi = -1;
     for (int k = 0; k < f->n_ch; k++) {
         int rc = fu_channel_top(c, f, k, user, h, err);
-        if (rc) return rc;
+        if (rc) return rc; /* before any bit is set: the bit array stays clear */
+    }
+    for (int k = 0; k < f->n_ch; k++) {
         const rf_scored *top = c->top + (size_t)k * (size_t)c->max_cand;
         for (int t = 0; t < c->n_top[k]; t++) {
             int32_t j = top[t].id;
