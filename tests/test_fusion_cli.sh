@@ -79,6 +79,16 @@ if start_server --data "$T/d"; then
   check "serve: fusion is the served model" "[ '$CODE' = 200 ] && [ \"\$(jq -r .model <<<'$BODY')\" = fusion ]"
   check "serve: explanations carry a kind and channel shares" \
     "jq -e '.items | length == 5 and all(.explain.kind != null and (.explain.contrib | length) > 0)' <<<'$BODY' >/dev/null"
+  # every list the server ranks (on an idle scorer thread or on the HTTP
+  # thread: 8 requests at once) is the one `recfuse recommend` prints
+  xargs -P 8 -I{} sh -c "curl -s '$URL/v1/recommend/{}?k=10' | jq -r '[.user, ([.items[].item] | join(\",\"))] | @tsv'" \
+    <"$T/users.txt" | sort >"$T/srv.out"
+  check "serve: 40 concurrent lists equal recommend's" "[ \"\$(sort '$T/rec.out' | md5sum)\" = \"\$(md5sum <'$T/srv.out')\" ]"
+  cat1=$(awk -F'\t' 'NR == 2 { split($3, a, "/"); print a[1] }' "$T/shop/items.tsv")
+  "$BIN" recommend --data "$T/d" --user "$u" --k 20 --category "$cat1" --max-price 80 >"$T/rf.out" 2>/dev/null
+  req GET "/v1/recommend/$u?k=20&category=$(jq -rn --arg c "$cat1" '$c|@uri')&max_price=80"
+  check "serve: a filtered list equals recommend's ($cat1, <= 80)" \
+    "[ '$CODE' = 200 ] && [ \"\$(jq -r '[.items[].item] | join(\",\")' <<<'$BODY')\" = \"\$(cut -f2 '$T/rf.out')\" ]"
   req GET "/v1/similar/$first?k=5"
   check "serve: similar items from the fusion's itemknn channel" \
     "[ '$CODE' = 200 ] && [ \"\$(jq -r .model <<<'$BODY')\" = fusion/itemknn ] && jq -e '.items | length > 0' <<<'$BODY' >/dev/null"

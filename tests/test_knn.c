@@ -19,6 +19,7 @@
 #include "recfuse/model.h"
 #include "recfuse/parallel.h"
 #include "recfuse/rng.h"
+#include "recfuse/sparse.h"
 #include "testutil.h"
 
 /* ---- fixtures ---------------------------------------------------------- */
@@ -704,6 +705,58 @@ static void test_userknn_paths_agree(void **state) {
     fx_free(f);
 }
 
+/* ---- sparse scoring (the fused model's candidates) ------------------------ */
+
+/* score_sparse of itemknn (with and without time decay) and userknn (the
+ * fitted neighbours, a changed history, an unknown user) equals score_all
+ * on the items it reaches and the fallback elsewhere, with one
+ * accumulator reused across every call. */
+static void test_sparse_ops(void **state) {
+    fixture *f = fx_random(80, 300, 0.02, 0, 41);
+    rf_model *ms[3] = {fit_model("itemknn", "k=8", &f->d),
+                       fit_model("itemknn", "k=8,half_life=5", &f->d),
+                       fit_model("userknn", "k=6", &f->d)};
+    rf_sparse acc;
+    assert_int_equal(rf_sparse_init(&acc, 300), 0);
+    float *w = malloc(300 * sizeof *w);
+    for (int x = 0; x < 3; x++) {
+        int64_t reached = 0, calls = 0;
+        for (int32_t u = 0; u < 80; u++) {
+            rf_hist h;
+            rf_hist_from_row(&f->d, u, &h);
+            reached += rf_test_check_sparse(ms[x], &acc, u, &h); /* the training row */
+            h.ts = f->ts + f->d.ui->indptr[u];
+            reached += rf_test_check_sparse(ms[x], &acc, u, &h); /* with times */
+            reached += rf_test_check_sparse(ms[x], &acc, -1, &h); /* unknown user */
+            for (int32_t t = 0; t < h.n; t++) w[t] = h.weights[t] * (t == 0 ? 2.0f : 1.0f);
+            rf_hist h2 = {h.n, h.items, w, h.ts};
+            reached += rf_test_check_sparse(ms[x], &acc, u, &h2); /* changed history */
+            calls += 4;
+        }
+        rf_hist empty = {0, NULL, NULL, NULL};
+        assert_int_equal(rf_test_check_sparse(ms[x], &acc, 3, &empty), 0);
+        assert_int_equal(rf_test_check_sparse(ms[x], &acc, -1, &empty), 0);
+        /* sparse: most of the catalog is left to the fallback */
+        assert_true(reached > 0 && reached < calls * 300 / 2);
+        rf_model_free(ms[x]);
+    }
+    /* a model without the op, and a mismatched accumulator */
+    rf_model *pop = fit_model("pop", "", &f->d);
+    rf_err err;
+    assert_int_equal(rf_model_score_sparse(pop, -1, NULL, &acc, &err), RF_EUNSUPPORTED);
+    rf_model *ik = fit_model("itemknn", "k=8", &f->d);
+    rf_sparse small;
+    assert_int_equal(rf_sparse_init(&small, 10), 0);
+    assert_int_equal(rf_model_score_sparse(ik, -1, NULL, &small, &err), RF_EINVAL);
+    rf_sparse_free(&small);
+    rf_sparse_free(&small); /* a freed accumulator is a no-op */
+    rf_model_free(ik);
+    rf_model_free(pop);
+    rf_sparse_free(&acc);
+    free(w);
+    fx_free(f);
+}
+
 /* ---- files and threads ------------------------------------------------ */
 
 static void test_save_load(void **state) {
@@ -825,6 +878,7 @@ int main(void) {
         cmocka_unit_test(test_itemknn_time_decay),
         cmocka_unit_test(test_userknn_vs_brute),
         cmocka_unit_test(test_userknn_paths_agree),
+        cmocka_unit_test(test_sparse_ops),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_params),

@@ -16,6 +16,7 @@
 #include "recfuse/parallel.h"
 #include "recfuse/rng.h"
 #include "recfuse/rules.h"
+#include "recfuse/sparse.h"
 #include "testutil.h"
 
 static rf_baskets *baskets_of(const char *const *spec, int n, int32_t n_items) {
@@ -460,6 +461,43 @@ static void test_model(void **state) {
     rf_events_free(ev);
 }
 
+/* score_sparse (the fused model's candidates) equals score_all on the
+ * items the fired rules reach and the popularity fallback elsewhere: for
+ * histories with times (the last session), training users without times
+ * (the stored basket), unknown users (the heaviest items), agg max and
+ * sum, one accumulator reused across every call. */
+static void test_sparse(void **state) {
+    rf_events *ev = shop_log(400, 5);
+    rf_dataset *d;
+    assert_int_equal(rf_dataset_build(ev, NULL, &d, NULL), 0);
+    d->events = ev;
+    const char *params[2] = {"min_count=5", "min_count=5,agg=sum,max_context=3"};
+    rf_sparse acc;
+    assert_int_equal(rf_sparse_init(&acc, d->n_items), 0);
+    int64_t *ts = malloc((size_t)d->n_items * sizeof *ts);
+    for (int x = 0; x < 2; x++) {
+        rf_model *m = fit_rules(d, params[x]);
+        int64_t reached = 0, fired = 0;
+        for (int32_t u = 0; u < d->n_users; u += 3) {
+            rf_hist h;
+            rf_hist_from_row_ts(d, u, ts, &h);
+            int32_t n = rf_test_check_sparse(m, &acc, u, &h); /* last session by time */
+            reached += n;
+            fired += n > 0;
+            h.ts = NULL;
+            reached += rf_test_check_sparse(m, &acc, u, &h);  /* stored last basket */
+            reached += rf_test_check_sparse(m, &acc, -1, &h); /* heaviest items */
+        }
+        assert_true(fired > 0);                         /* rules fired */
+        assert_true(reached < (int64_t)d->n_users * d->n_items); /* and stayed sparse */
+        rf_model_free(m);
+    }
+    free(ts);
+    rf_sparse_free(&acc);
+    rf_dataset_free(d);
+    rf_events_free(ev);
+}
+
 /* The stored last basket of a training user equals the last session of
  * the row; without an event log baskets come from the matrix. */
 static void test_last_basket_and_fallback(void **state) {
@@ -679,6 +717,7 @@ int main(void) {
         cmocka_unit_test(test_baskets_from_events),
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_last_basket_and_fallback),
+        cmocka_unit_test(test_sparse),
         cmocka_unit_test(test_itemset_budget),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_oom),

@@ -14,6 +14,7 @@
 #include "recfuse/idmap.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
+#include "recfuse/sparse.h"
 
 char *rf_test_tmpdir(const char *tag) {
     static int counter = 0;
@@ -169,4 +170,41 @@ void rf_test_model_alloc_failures(const rf_dataset *d, const char *name, const c
     free(ref);
     rf_test_rmtree(dir);
     free(dir);
+}
+
+int32_t rf_test_check_sparse(const rf_model *m, rf_sparse *acc, int32_t user, const rf_hist *h) {
+    const int32_t ni = m->n_items;
+    float *full = malloc((size_t)ni * sizeof *full), *base = malloc((size_t)ni * sizeof *base);
+    uint8_t *seen = calloc((size_t)ni, 1);
+    rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(acc->n, 0);
+    if (rf_model_score_all(m, user, h, full, &err) || rf_model_score_all(m, -1, NULL, base, &err) ||
+        rf_model_score_sparse(m, user, h, acc, &err))
+        fail_msg("%s: %s", m->ops->name, err.msg);
+    assert_true(acc->n >= 0 && acc->n <= ni);
+    for (int32_t t = 0; t < acc->n; t++) {
+        int32_t j = acc->touched[t];
+        assert_true(j >= 0 && j < ni);
+        assert_int_equal(seen[j], 0); /* listed once */
+        seen[j] = 1;
+    }
+    for (int32_t j = 0; j < ni; j++) {
+        assert_int_equal(rf_sparse_has(acc, j), seen[j]);
+        float want = full[j], got = seen[j] ? acc->val[j] : base[j];
+        if (memcmp(&want, &got, sizeof want) != 0)
+            fail_msg("%s user %d item %d (%s): sparse %.9g, score_all %.9g", m->ops->name,
+                     (int)user, (int)j, seen[j] ? "reached" : "fallback", got, want);
+    }
+    int32_t n = acc->n;
+    rf_sparse_clear(acc);
+    assert_int_equal(acc->n, 0);
+    for (int32_t j = 0; j < ni; j++) {
+        assert_true(acc->val[j] == 0.0f);
+        assert_int_equal(rf_sparse_has(acc, j), 0);
+    }
+    free(full);
+    free(base);
+    free(seen);
+    return n;
 }

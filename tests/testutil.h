@@ -38,6 +38,19 @@ void rf_test_ds_free(rf_test_ds *t); /* NULL is a no-op */
 void rf_test_model_alloc_failures(const struct rf_dataset *d, const char *name, const char *params,
                                   const char *tag);
 
+/* A model's sparse scores (score_sparse, model.h) against its score_all
+ * for (user, h): every item the accumulator marks must hold score_all's
+ * float bit for bit, every other item must score exactly the fallback
+ * (score_all for user -1 and an empty history), the touched list must
+ * list each marked item once; afterwards acc is cleared and checked all
+ * zero. acc: clear, m->n_items items. Returns how many items were touched
+ * (what the history reached). */
+struct rf_model;
+struct rf_hist;
+struct rf_sparse;
+int32_t rf_test_check_sparse(const struct rf_model *m, struct rf_sparse *acc, int32_t user,
+                             const struct rf_hist *h);
+
 /* A fresh empty directory under $RF_TEST_TMP (or /tmp), unique per call.
  * Returns a malloc'd path (free()); NULL on failure. */
 char *rf_test_tmpdir(const char *tag);

@@ -27,6 +27,7 @@
 struct rf_err;
 struct rf_writer;
 struct rf_reader;
+struct rf_sparse;
 
 /* A user's history in model item ids; weights and ts may be NULL. */
 typedef struct rf_hist {
@@ -131,6 +132,27 @@ typedef struct rf_model_ops {
     /* Optional (ials, mf, bpr): warm start - see rf_model_set_init. Called
      * on an unfitted m; src NULL cancels. */
     int (*set_init)(rf_model *m, const rf_model *src, struct rf_err *err);
+    /* Optional (models whose scores come from what the history reaches:
+     * itemknn, userknn, rules): score_all, sparsely. acc (sparse.h; clear on
+     * entry, acc->n_items == m->n_items) receives, at the items it marks
+     * (rf_sparse_at), exactly the floats score_all gives them; every item
+     * left unmarked scores exactly what score_all gives it for user -1 and
+     * an empty history (the model's fallback, user-independent). Costs
+     * what the history reaches (neighbour lists, neighbours' rows, rules
+     * fired), never a pass over the catalog. Arguments as score_all.
+     * Thread-safe with one acc per thread. The fused model's candidates
+     * use it (docs/fusion.md). */
+    int (*score_sparse)(const rf_model *m, int32_t user, const rf_hist *h, struct rf_sparse *acc,
+                        struct rf_err *err);
+    /* Optional: the list of rf_model_recommend without scoring the whole
+     * catalog (fusion: its candidates). Must return exactly what the
+     * generic path returns - the best k items of score_all, never one in h,
+     * one with exclude[item] set (exclude may be NULL), or one scored
+     * -INFINITY or NaN; best first, ties by the smaller id. Called with
+     * k > 0, h not NULL, user in [-1, n_users). Returns the count written
+     * to out (k entries) or a negative RF_E* code. Thread-safe. */
+    int (*recommend)(const rf_model *m, int32_t user, const rf_hist *h, int k,
+                     const uint8_t *exclude, rf_scored *out, struct rf_err *err);
 } rf_model_ops;
 
 struct rf_model {
@@ -188,6 +210,13 @@ int rf_model_score_all(const rf_model *m, int32_t user, const rf_hist *h, float 
 int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
                          int32_t n, float *out, struct rf_err *err);
 
+/* The model's sparse scores (ops->score_sparse, which see) into acc, a
+ * clear accumulator over m->n_items items; h may be NULL. RF_EUNSUPPORTED
+ * if the model has no sparse op, RF_EINVAL if acc has another size.
+ * Thread-safe with one acc per thread. */
+int rf_model_score_sparse(const rf_model *m, int32_t user, const rf_hist *h,
+                          struct rf_sparse *acc, struct rf_err *err);
+
 /* Filter for recommend: items with exclude[item] != 0 are skipped; the
  * user's history items are always skipped. */
 typedef struct rf_filter {
@@ -195,11 +224,13 @@ typedef struct rf_filter {
 } rf_filter;
 
 /* Best k items for a user, never one in h (h may be NULL), nor one with
- * f->exclude set (f may be NULL), nor one the model scores -INFINITY.
- * Best first, ties by the smaller item id. `scratch` is n_items floats
- * (NULL: allocated per call); out has k entries. Returns the count written
- * (<= k, 0 when k <= 0) or a negative RF_E* code. Thread-safe with one
- * scratch per thread. */
+ * f->exclude set (f may be NULL), nor one the model scores -INFINITY (or
+ * NaN). Best first, ties by the smaller item id: top-k of score_all.
+ * Models with ops->recommend (fusion) answer through it, without a pass
+ * over the catalog; the others score the catalog into `scratch`, n_items
+ * floats (NULL: allocated per call). out has k entries. Returns the count
+ * written (<= k, 0 when k <= 0) or a negative RF_E* code. Thread-safe with
+ * one scratch per thread. */
 int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
                        const rf_filter *f, float *scratch, rf_scored *out, struct rf_err *err);
 

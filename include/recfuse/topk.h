@@ -20,6 +20,13 @@ typedef struct rf_topk {
 void rf_topk_init(rf_topk *t, rf_scored *buf, int k);
 /* Offer (id, score). NaN scores are ignored. */
 void rf_topk_push(rf_topk *t, int32_t id, float score);
+/* 1 if pushing (id, score) could change t: t has room, or the entry beats
+ * the worst kept one. A cheap inline test for hot loops before
+ * rf_topk_push (which keeps the same entries either way). */
+static inline int rf_topk_enters(const rf_topk *t, int32_t id, float score) {
+    if (t->n < t->k) return 1;
+    return score > t->heap[0].score || (score == t->heap[0].score && id < t->heap[0].id);
+}
 /* Sort the kept entries best first (score desc, id asc) in place; returns n. */
 int rf_topk_finish(rf_topk *t);
 

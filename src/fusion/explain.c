@@ -169,23 +169,23 @@ static void channel_shares(const fu_impl *f, const fu_cands *c, int32_t t, int32
 int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items, int32_t n,
                rf_reason *out, rf_err *err) {
     const fu_impl *f = m->impl;
-    fu_cands c;
-    if (fu_cands_init(&c, f, m->n_items)) return rf_err_set(err, RF_ENOMEM, "out of memory");
     const int nf = fu_n_feats(f);
-    float *x = NULL, *contrib = rf_malloc_array((size_t)nf, sizeof *contrib);
-    int rc = fu_cands_build(&c, f, user, h, err);
-    if (rc) goto out;
-    x = rf_malloc_array((size_t)(c.n ? c.n : 1) * (size_t)nf, sizeof *x);
-    if (!x || !contrib) {
+    fu_scratch *w = fu_scratch_get(f, m->n_items);
+    float *contrib = rf_malloc_array((size_t)nf, sizeof *contrib);
+    int rc = 0;
+    if (!w || !contrib) {
         rc = rf_err_set(err, RF_ENOMEM, "out of memory");
         goto out;
     }
-    fu_features(f, &f->side, &c, user, h, x);
+    fu_cands *c = &w->c;
+    float *x = w->x;
+    if ((rc = fu_cands_build(c, f, user, h, err))) goto out;
+    fu_features(f, &f->side, c, user, h, x);
     /* the explained items may be outside the candidates: their scores in
-     * the factor channels scored only on the candidates */
-    for (int k = 0; k < f->n_ch; k++) fu_cands_extend(&c, f, h, k, items, n);
+     * the factor and sparse channels scored only on the candidates */
+    for (int k = 0; k < f->n_ch; k++) fu_cands_extend(c, f, h, k, items, n);
     if (f->ranker && rf_ranker_get_kind(f->ranker) == RF_RANKER_LINEAR)
-        for (size_t q = 0; q < (size_t)c.n * (size_t)nf; q++)
+        for (size_t q = 0; q < (size_t)c->n * (size_t)nf; q++)
             if (!isfinite(x[q])) x[q] = 0;
     /* unknown user, empty history: scored by the pop channel (fusion.c) */
     int cold = -1;
@@ -202,18 +202,18 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
             reason_text(m, f, cold, h, items[q], r);
             continue;
         }
-        int32_t j = items[q], t = -1, lo = 0, hi = c.n - 1;
+        int32_t j = items[q], t = -1, lo = 0, hi = c->n - 1;
         while (lo <= hi) {
             int32_t mid = (lo + hi) / 2;
-            if (c.items[mid] == j) {
+            if (c->items[mid] == j) {
                 t = mid;
                 break;
             }
-            if (c.items[mid] < j) lo = mid + 1;
+            if (c->items[mid] < j) lo = mid + 1;
             else hi = mid - 1;
         }
         double sh[FU_MAX_CH];
-        channel_shares(f, &c, t, j, t >= 0 ? x + (size_t)t * (size_t)nf : NULL, contrib, h, sh);
+        channel_shares(f, c, t, j, t >= 0 ? x + (size_t)t * (size_t)nf : NULL, contrib, h, sh);
         rf_reason *r = &out[q];
         memset(r, 0, sizeof *r);
         int used[FU_MAX_CH] = {0};
@@ -233,8 +233,7 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
         reason_text(m, f, main_k, h, j, r);
     }
 out:
-    rf_free(x);
     rf_free(contrib);
-    fu_cands_free(&c);
+    fu_scratch_put(f, w);
     return rc;
 }

@@ -127,6 +127,7 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
             nprop += rk > 0;
         }
         float *o = r + PER_CH * nc;
+        const fu_item_row *it = &side->row[j];
         o[0] = (float)nprop;
         o[1] = u_hist;
         o[2] = u_events;
@@ -135,18 +136,17 @@ void fu_features(const fu_impl *f, const fu_side *side, const fu_cands *c, int32
         o[5] = u_money;
         o[6] = hour;
         o[7] = wday;
-        o[8] = side->pop_log[j];
-        o[9] = side->trend_log[j];
-        o[10] = side->trend_log[j] - side->pop_log[j];
-        o[11] = side->price[j];
-        o[12] = side->age[j];
-        o[13] = side->stock[j];
-        o[14] = side->cat[j] >= 0 && n_hc > 0 && hc
-                    ? (float)count_of(hc, n_hc, side->cat[j]) / (float)n_hc
-                    : (side->cat[j] >= 0 ? 0.0f : NAN);
-        o[15] = isfinite(side->price[j]) && isfinite(pmean) ? side->price[j] - pmean : NAN;
-        o[16] = side->pop[j];
-        o[17] = side->trend[j];
+        o[8] = it->pop_log;
+        o[9] = it->trend_log;
+        o[10] = it->trend_log - it->pop_log;
+        o[11] = it->price;
+        o[12] = it->age;
+        o[13] = it->stock;
+        o[14] = it->cat >= 0 && n_hc > 0 && hc ? (float)count_of(hc, n_hc, it->cat) / (float)n_hc
+                                               : (it->cat >= 0 ? 0.0f : NAN);
+        o[15] = isfinite(it->price) && isfinite(pmean) ? it->price - pmean : NAN;
+        o[16] = it->pop;
+        o[17] = it->trend;
         o[18] = u_age;
         o[19] = u_gender;
         o[20] = u_seg;

@@ -13,7 +13,9 @@
  *                 their tuning on the ranker slice
  *   stack.c       training: slice cut, channels fit on the rest, ranker
  *                 data, ranker fit, channels refit on everything
- *   score.c       serving: candidates -> features -> ranker -> scores
+ *   score.c       serving: candidates -> features -> ranker -> scores,
+ *                 and the recommend hook (the best k candidates)
+ *   scratch.c     per-request scratch, pooled per model
  *   explain.c     reasons from the ranker's per-feature contributions */
 #ifndef RF_FUSION_INT_H
 #define RF_FUSION_INT_H
@@ -25,6 +27,7 @@
 #include "recfuse/factors.h"
 #include "recfuse/model.h"
 #include "recfuse/ranker.h"
+#include "recfuse/sparse.h"
 #include "recfuse/topk.h"
 
 struct rf_catalog;
@@ -66,6 +69,14 @@ typedef struct fu_params {
     int seed;
 } fu_params;
 
+/* The per-item side values a feature row reads, packed into one 32-byte
+ * record per item (one cache line for a candidate, not one per table):
+ * copies of the fu_side arrays of the same names. */
+typedef struct fu_item_row {
+    float pop, trend, pop_log, trend_log, price, age, stock;
+    int32_t cat;
+} fu_item_row;
+
 /* Side tables: what the features need beyond the channels' scores. */
 typedef struct fu_side {
     int32_t n_items, n_users, n_cats;
@@ -89,6 +100,7 @@ typedef struct fu_side {
     float *u_gender;   /* n_users: 0 male, 1 female, NAN other/unknown */
     float *u_segment;  /* n_users: segment id (an id, not an order), NAN */
     char **cat_names;  /* n_cats category paths (for explanations) */
+    fu_item_row *row;  /* n_items: the item tables packed (not saved) */
 } fu_side;
 
 /* Test hook: called by the fit after the first-stage channels are fit,
@@ -109,9 +121,14 @@ typedef struct fu_impl {
     int raw;               /* raw channel scores are features (else NAN) */
     fu_side side;
     /* user-independent channels (pop, trending): their score vector and
-     * the catalog in their order, computed once (fu_fixed_init) */
+     * the catalog in their order, computed once (fu_fixed_init); sparse
+     * channels (sparse[k]: the model has score_sparse - itemknn, userknn,
+     * rules): the same for their fallback, score_all(-1, empty history),
+     * which every item the history does not reach scores. Items scored
+     * -INFINITY or NaN are left out of the order (-1 ends it). */
     float *fixed[FU_MAX_CH];
     int32_t *fixed_order[FU_MAX_CH];
+    uint8_t sparse[FU_MAX_CH];
     /* factor channels (those rf_factors_get accepts: ials): their factors
      * and the norm order of their items (fu_fixed_init), for the exact
      * pruned top-N; only the candidates are then scored (candidates.c) */
@@ -119,6 +136,7 @@ typedef struct fu_impl {
     rf_factor_index fix[FU_MAX_CH]; /* .perm NULL: not a factor channel */
     int full_scan;         /* 1: every channel scores the whole catalog (the
                               reference path; tests and benchmarks) */
+    struct fu_pool *pool;  /* scratch for requests (scratch.c); owned */
     /* fit statistics (not saved) */
     double slice_recall;   /* share of slice positives among the candidates */
     int64_t rank_rows, rank_groups;
@@ -146,9 +164,11 @@ int fu_side_load(fu_side *s, struct rf_reader *r, int32_t n_users, int32_t n_ite
  * floats; history items -INFINITY), top[c] its best cand[c] items. items:
  * the union, ascending ids; rank[c * n + t] 1-based rank of items[t] in
  * channel c's list or 0 when absent. A factor channel with a user vector
- * is scored only on the union (full[c] == 0): its row holds the
- * candidates' scores and nothing else until fu_cands_extend adds items -
- * readers of scp[c] must stick to the candidates or extend first. */
+ * and a sparse channel are scored only on the union (full[c] == 0): the
+ * row holds the candidates' scores and nothing else until
+ * fu_cands_extend adds items - readers of scp[c] must stick to the
+ * candidates or extend first. sp[c]: a sparse channel's accumulator,
+ * kept until the next build (extend reads it). */
 typedef struct fu_cands {
     int n_ch;
     int32_t n_items;
@@ -159,6 +179,7 @@ typedef struct fu_cands {
     float *vec;      /* n_ch x ld_max: factor channels' user vectors */
     int ld_max;
     uint8_t *hmask;  /* n_items: the history items (set during a build) */
+    uint64_t *ubits; /* n_items bits: the union while it is merged (else 0) */
     rf_scored *top;  /* n_ch x max_cand */
     int n_top[FU_MAX_CH];
     int max_cand;
@@ -166,6 +187,7 @@ typedef struct fu_cands {
     int32_t *items;
     int32_t *rank;   /* n_ch x cap */
     float lo[FU_MAX_CH], hi[FU_MAX_CH]; /* channel's N-th and 1st score */
+    rf_sparse sp[FU_MAX_CH]; /* sparse channels' accumulators */
 } fu_cands;
 int fu_cands_init(fu_cands *c, const fu_impl *f, int32_t n_items);
 /* Precompute the fixed channels' vectors and orders (after fit / load);
@@ -175,6 +197,17 @@ void fu_fixed_free(fu_impl *f);
 void fu_cands_free(fu_cands *c);
 /* Fill c for (user, h). channels: f->ch (fitted). */
 int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,
+                   struct rf_err *err);
+/* The best n items of channel k's precomputed order (f->fixed_order[k];
+ * a fixed or sparse channel) with skip[item] == 0 (skip may be NULL) into
+ * out: the top-n of f->fixed[k] with those items excluded. Returns the
+ * count. */
+int fu_order_top(const fu_impl *f, int k, int32_t n_items, const uint8_t *skip, int n,
+                 rf_scored *out);
+/* Channel k's top-N alone (c->top row k, n_top[k], hi/lo, scp[k]), the
+ * history items marked in c->hmask by the caller: the step of
+ * fu_cands_build per channel (the benchmark times it). */
+int fu_channel_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const rf_hist *h,
                    struct rf_err *err);
 /* Make channel k's scores known for items[0..n) too (ids outside the
  * catalog skipped), or for every item when items is NULL (then full[k] =
@@ -220,14 +253,43 @@ int fu_fit(rf_model *m, const rf_dataset *d, struct rf_err *err);
 int fu_channel_fit(int kind, const rf_dataset_opts *opts, const rf_dataset *d, rf_model **out,
                    struct rf_err *err);
 
+/* ---- scratch.c ---- */
+/* What one request needs besides its inputs: the candidates and their
+ * feature rows and scores (sized for the union's largest size), and a
+ * catalog-sized score vector for the full path (allocated on first use). */
+typedef struct fu_scratch {
+    fu_cands c;
+    float *x;   /* c.cap x fu_n_feats */
+    float *s;   /* c.cap */
+    float *all; /* n_items or NULL */
+    int list;   /* how fu_recommend answered: 0 from the candidates, 1 from
+                   the full vector, -1 not a recommend (counted by put) */
+} fu_scratch;
+/* A scratch for a fitted f over n_items items: from the model's pool, or
+ * new when the pool is empty (or f has none). NULL: out of memory. */
+fu_scratch *fu_scratch_get(const fu_impl *f, int32_t n_items);
+/* Give it back (kept for the next request, or freed when the pool is
+ * full). NULL is a no-op. */
+void fu_scratch_put(const fu_impl *f, fu_scratch *w);
+/* Lists fu_recommend answered from the candidates and from the full
+ * vector since the model was created or loaded (tests, benchmarks). */
+void fu_pool_stats(const fu_impl *f, int64_t *from_cands, int64_t *from_full);
+/* The model's pool (fusion_create) and its end (fusion_destroy). */
+int fu_pool_new(fu_impl *f);
+void fu_pool_free(fu_impl *f);
+
 /* ---- score.c ---- */
-/* Full fused scores of user (h) into out (n_items), using scratch c.
- * cand_scores (may be NULL): the candidates' final scores, c->n floats. */
-int fu_score_user(const rf_model *m, fu_cands *c, int32_t user, const rf_hist *h, float *out,
+/* Full fused scores of user (h) into out (n_items), using scratch w. */
+int fu_score_user(const rf_model *m, fu_scratch *w, int32_t user, const rf_hist *h, float *out,
                   struct rf_err *err);
 /* Final scores of c's candidates into s (c->n); x scratch rows. */
 void fu_rank_cands(const fu_impl *f, const fu_cands *c, int32_t user, const rf_hist *h, float *x,
                    float *s);
+/* The fused model's recommend op (model.h): the best k candidates that
+ * pass the filter when they beat every non-candidate, else the top-k of
+ * the full score vector. */
+int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const uint8_t *exclude,
+                 rf_scored *out, struct rf_err *err);
 
 /* ---- explain.c ---- */
 int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,

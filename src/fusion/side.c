@@ -73,6 +73,7 @@ void fu_side_free(fu_side *s) {
     if (s->cat_names)
         for (int32_t i = 0; i < s->n_cats; i++) rf_free(s->cat_names[i]);
     rf_free(s->cat_names);
+    rf_free(s->row);
     memset(s, 0, sizeof *s);
 }
 
@@ -125,6 +126,16 @@ static int demographics(fu_side *s, const rf_dataset *d, const rf_user_table *t)
     }
     rf_idmap_free(segs);
     return rc;
+}
+
+/* The packed per-item records from the item tables. */
+static int pack(fu_side *s) {
+    s->row = rf_malloc_array((size_t)(s->n_items ? s->n_items : 1), sizeof *s->row);
+    if (!s->row) return RF_ENOMEM;
+    for (int32_t i = 0; i < s->n_items; i++)
+        s->row[i] = (fu_item_row){s->pop[i],   s->trend[i], s->pop_log[i], s->trend_log[i],
+                                  s->price[i], s->age[i],   s->stock[i],   s->cat[i]};
+    return 0;
 }
 
 int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
@@ -213,6 +224,7 @@ int fu_side_build(fu_side *s, const rf_dataset *d, const rf_events *ev,
     if (!s->cat_names) goto fail;
     for (int32_t c = 0; c < s->n_cats; c++)
         if (!(s->cat_names[c] = rf_strdup(rf_idmap_str(cats, c)))) goto fail;
+    if (pack(s)) goto fail;
     rc = 0;
 fail:
     rf_free(first);
@@ -296,6 +308,10 @@ int fu_side_load(fu_side *s, rf_reader *r, int32_t n_users, int32_t n_items, rf_
     }
     for (int64_t c = 0; c < nc; c++)
         if ((rc = rf_reader_str(r, &s->cat_names[c], 4096, err))) goto fail;
+    if (pack(s)) {
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        goto fail;
+    }
     return 0;
 fail:
     fu_side_free(s);

@@ -79,6 +79,10 @@ static int fusion_create(rf_model *m, rf_err *err) {
     fu_impl *f = rf_calloc(1, sizeof *f);
     if (!f) return rf_err_set(err, RF_ENOMEM, "out of memory");
     f->cold_ch = -1;
+    if (fu_pool_new(f)) {
+        rf_free(f);
+        return rf_err_set(err, RF_ENOMEM, "out of memory");
+    }
     m->impl = f;
     return 0;
 }
@@ -90,6 +94,7 @@ static void fusion_destroy(rf_model *m) {
     rf_ranker_free(f->ranker);
     fu_side_free(&f->side);
     fu_fixed_free(f);
+    fu_pool_free(f);
     rf_free(f);
     m->impl = NULL;
 }
@@ -112,10 +117,10 @@ static int fusion_score_all(const rf_model *m, int32_t user, const rf_hist *h, f
         const rf_model *pop = rf_fusion_channel(m, "pop");
         return rf_model_score_all(pop ? pop : f->ch[0], -1, h, out, err);
     }
-    fu_cands c;
-    if (fu_cands_init(&c, f, m->n_items)) return rf_err_set(err, RF_ENOMEM, "out of memory");
-    int rc = fu_score_user(m, &c, user, h, out, err);
-    fu_cands_free(&c);
+    fu_scratch *w = fu_scratch_get(f, m->n_items);
+    if (!w) return rf_err_set(err, RF_ENOMEM, "out of memory");
+    int rc = fu_score_user(m, w, user, h, out, err);
+    fu_scratch_put(f, w);
     return rc;
 }
 
@@ -217,6 +222,7 @@ const rf_model_ops rf_model_fusion_ops = {
     .destroy = fusion_destroy,
     .params_check = fusion_check,
     .explain = fu_explain,
+    .recommend = fu_recommend,
 };
 
 /* ---- fusion.h -------------------------------------------------------- */

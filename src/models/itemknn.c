@@ -21,7 +21,9 @@
  * pop(j) / (max_pop + 1) - 1, in [-1, 0) - below every reached item and
  * ordered by popularity (distinct users). So a user with an empty history
  * (an unknown user) gets exactly the popularity ranking, and a user with a
- * short history gets kNN items first, then popular ones. */
+ * short history gets kNN items first, then popular ones. score_sparse
+ * (model.h) sums the same terms into a sparse accumulator over the
+ * neighbour lists only, leaving the fallback implicit. */
 #include "recfuse/itemknn.h"
 
 #include <math.h>
@@ -33,6 +35,7 @@
 #include "recfuse/binfile.h"
 #include "recfuse/error.h"
 #include "recfuse/mem.h"
+#include "recfuse/sparse.h"
 
 typedef struct knn_params {
     rf_sim_opts sim;
@@ -120,8 +123,10 @@ static int knn_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     return 0;
 }
 
-static int knn_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
-                         rf_err *err) {
+/* sum over history items i of w_i * sim(i, j), into out (dense, zeroed)
+ * or, when acc is not NULL, into acc (only the items reached): the same
+ * terms added in the same order either way. */
+static void knn_accumulate(const rf_model *m, const rf_hist *h, float *out, rf_sparse *acc) {
     const knn_impl *p = m->impl;
     const knn_params *pp = m->params;
     const rf_csr *nb = p->nbr;
@@ -131,19 +136,44 @@ static int knn_score_all(const rf_model *m, int32_t user, const rf_hist *h, floa
     if (decay)
         for (int32_t t = 0; t < h->n; t++)
             if (h->ts[t] > newest) newest = h->ts[t];
-    memset(out, 0, (size_t)n * sizeof *out);
+    enum { AHEAD = 8 }; /* rows requested ahead of the one summed */
+    for (int32_t t = 0; t < h->n && t < AHEAD; t++)
+        if (h->items[t] >= 0 && h->items[t] < n) rf_csr_prefetch_row(nb, h->items[t]);
     for (int32_t t = 0; t < h->n; t++) {
+        if (t + AHEAD < h->n && h->items[t + AHEAD] >= 0 && h->items[t + AHEAD] < n)
+            rf_csr_prefetch_row(nb, h->items[t + AHEAD]);
         int32_t i = h->items[t];
         if (i < 0 || i >= n) continue;
         float w = h->weights ? h->weights[t] : 1.0f;
         if (decay)
             w = (float)((double)w *
                         exp2(-(double)(newest - h->ts[t]) / (pp->half_life * 86400.0)));
-        for (int64_t q = nb->indptr[i]; q < nb->indptr[i + 1]; q++)
-            out[nb->indices[q]] += w * nb->data[q];
+        const int64_t end = nb->indptr[i + 1];
+        for (int64_t q = nb->indptr[i]; q < end; q++) {
+            if (q + 16 < end) /* the accumulator slot a few entries on */
+                __builtin_prefetch(acc ? &acc->val[nb->indices[q + 16]] : &out[nb->indices[q + 16]], 1);
+            float v = w * nb->data[q];
+            if (acc) *rf_sparse_at(acc, nb->indices[q]) += v;
+            else out[nb->indices[q]] += v;
+        }
     }
-    for (int32_t j = 0; j < n; j++)
-        if (out[j] == 0.0f) out[j] = p->pop[j] * p->pop_inv - 1.0f;
+}
+
+static int knn_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                         rf_err *err) {
+    const knn_impl *p = m->impl;
+    const int32_t n = m->n_items;
+    memset(out, 0, (size_t)n * sizeof *out);
+    knn_accumulate(m, h, out, NULL);
+    rf_knn_fallback_dense(p->pop, p->pop_inv, out, n);
+    return 0;
+}
+
+static int knn_score_sparse(const rf_model *m, int32_t user, const rf_hist *h, rf_sparse *acc,
+                            rf_err *err) {
+    const knn_impl *p = m->impl;
+    knn_accumulate(m, h, NULL, acc);
+    rf_knn_fallback_sparse(p->pop, p->pop_inv, acc);
     return 0;
 }
 
@@ -229,6 +259,7 @@ const rf_model_ops rf_model_itemknn_ops = {
     .load = knn_load,
     .destroy = knn_destroy,
     .params_check = knn_check,
+    .score_sparse = knn_score_sparse,
 };
 
 const rf_csr *rf_itemknn_neighbours(const rf_model *m) {

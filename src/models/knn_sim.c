@@ -12,6 +12,7 @@
 #include "recfuse/mem.h"
 #include "recfuse/parallel.h"
 #include "recfuse/progress.h"
+#include "recfuse/sparse.h"
 
 const char *rf_sim_kind_name(int kind) {
     static const char *const names[] = {"cosine", "jaccard", "asym", "bm25", "tfidf", "rp3b"};
@@ -586,4 +587,16 @@ done:
     rf_free(a);
     rf_free(cc);
     return cnt;
+}
+
+void rf_knn_fallback_dense(const float *pop, float pop_inv, float *out, int32_t n) {
+    for (int32_t j = 0; j < n; j++)
+        if (out[j] == 0.0f) out[j] = pop[j] * pop_inv - 1.0f;
+}
+
+void rf_knn_fallback_sparse(const float *pop, float pop_inv, rf_sparse *acc) {
+    for (int32_t t = 0; t < acc->n; t++) {
+        int32_t j = acc->touched[t];
+        if (acc->val[j] == 0.0f) acc->val[j] = pop[j] * pop_inv - 1.0f;
+    }
 }

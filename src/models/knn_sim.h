@@ -43,12 +43,14 @@
 #ifndef RF_MODELS_KNN_SIM_H
 #define RF_MODELS_KNN_SIM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "recfuse/csr.h"
 #include "recfuse/topk.h"
 
 struct rf_err;
+struct rf_sparse;
 
 enum { RF_SIM_COSINE = 0, RF_SIM_JACCARD, RF_SIM_ASYM, RF_SIM_BM25, RF_SIM_TFIDF, RF_SIM_RP3B };
 #define RF_SIM_CHOICES "cosine,jaccard,asym,bm25,tfidf,rp3b"
@@ -111,5 +113,28 @@ int rf_sim_all(const rf_sim *s, const char *label, rf_csr **out, struct rf_err *
  * Thread-safe. */
 int rf_sim_query(const rf_sim *s, const int32_t *cols, const float *vals, int32_t n,
                  int32_t exclude, rf_scored *out);
+
+/* Ask the memory system for row r of c (its indices and values) ahead of
+ * use: on a large model the rows a request reads are cold, and fetching
+ * several at once overlaps their misses. A hint; no effect on results. */
+static inline void rf_csr_prefetch_row(const rf_csr *c, int32_t r) {
+    const char *a = (const char *)(c->indices + c->indptr[r]);
+    const char *b = (const char *)(c->data + c->indptr[r]);
+    size_t bytes = (size_t)(c->indptr[r + 1] - c->indptr[r]) * 4;
+    for (size_t o = 0; o < bytes; o += 64) {
+        __builtin_prefetch(a + o);
+        __builtin_prefetch(b + o);
+    }
+}
+
+/* The kNN models' fallback (itemknn, userknn): an item the user's history
+ * does not reach - its summed score is exactly 0 - scores
+ * pop[j] * pop_inv - 1, in [-1, 0) when pop_inv = 1 / (max pop + 1):
+ * below every reached item, in popularity order. rf_knn_fallback_dense
+ * applies it to a dense score vector of n items, rf_knn_fallback_sparse
+ * to the touched items of a sparse accumulator (the others take it
+ * implicitly: model.h's score_sparse contract). */
+void rf_knn_fallback_dense(const float *pop, float pop_inv, float *out, int32_t n);
+void rf_knn_fallback_sparse(const float *pop, float pop_inv, struct rf_sparse *acc);
 
 #endif

@@ -21,6 +21,7 @@
 #include "recfuse/error.h"
 #include "recfuse/idmap.h"
 #include "recfuse/mem.h"
+#include "recfuse/sparse.h"
 #include "recfuse/util.h"
 
 /* ---- registry -------------------------------------------------------- */
@@ -208,6 +209,19 @@ int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, cons
     return rc;
 }
 
+int rf_model_score_sparse(const rf_model *m, int32_t user, const rf_hist *h, rf_sparse *acc,
+                          rf_err *err) {
+    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
+    if (!m->ops->score_sparse)
+        return rf_err_set(err, RF_EUNSUPPORTED, "model %s has no sparse scoring", m->ops->name);
+    if (acc->n_items != m->n_items)
+        return rf_err_set(err, RF_EINVAL, "sparse scores: accumulator of %d items, model has %d",
+                          (int)acc->n_items, (int)m->n_items);
+    static const rf_hist empty = {0, NULL, NULL, NULL};
+    if (user < -1 || user >= m->n_users) user = -1;
+    return m->ops->score_sparse(m, user, h ? h : &empty, acc, err);
+}
+
 int rf_model_set_init(rf_model *m, const rf_model *src, rf_err *err) {
     if (!m->ops->set_init)
         return rf_err_set(err, RF_EINVAL, "model %s has no warm start (ials, mf and bpr have)",
@@ -244,6 +258,12 @@ int rf_model_explain(const rf_model *m, int32_t user, const rf_hist *h, const in
 int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
                        const rf_filter *f, float *scratch, rf_scored *out, rf_err *err) {
     if (k <= 0) return 0;
+    if (m->ops->recommend) {
+        if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
+        static const rf_hist empty = {0, NULL, NULL, NULL};
+        if (user < -1 || user >= m->n_users) user = -1;
+        return m->ops->recommend(m, user, h ? h : &empty, k, f ? f->exclude : NULL, out, err);
+    }
     float *s = scratch;
     if (!s) {
         s = rf_malloc_array((size_t)m->n_items, sizeof *s);

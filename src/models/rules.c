@@ -25,7 +25,9 @@
  * antecedent lies in the context fires; an item's rule score is the max
  * (agg=max) or the sum (agg=sum) of confidence * lift over the rules
  * concluding it. Items reached by a rule score 1 + rule score, all others
- * pop / (max pop + 1) < 1: rule items first, then popularity.
+ * pop / (max pop + 1) < 1: rule items first, then popularity. score_sparse
+ * (model.h) fires the same rules into a sparse accumulator, so only the
+ * consequents are touched.
  *
  * DESIGN: rules are kept sorted by antecedent (single-item antecedents of
  * item a, then pairs (a, b) by b), with an offset per first item, so
@@ -43,6 +45,7 @@
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
 #include "recfuse/rules.h"
+#include "recfuse/sparse.h"
 
 enum { BE_AUTO = 0, BE_PURCHASE = 1, BE_CART = 2, BE_ALL = 3 };
 enum { AGG_MAX = 0, AGG_SUM = 1 };
@@ -350,23 +353,28 @@ static void rules_of(const rules_impl *p, int32_t a, int32_t b, int64_t *lo, int
     *hi = x;
 }
 
-static void fire(const rules_impl *p, int agg, int32_t a, int32_t b, float *out) {
+/* Fire the rules of antecedent (a, b) into out (dense) or, when acc is
+ * not NULL, into acc (only the consequents): the same updates in the same
+ * order either way. */
+static void fire(const rules_impl *p, int agg, int32_t a, int32_t b, float *out, rf_sparse *acc) {
     int64_t lo, hi;
     rules_of(p, a, b, &lo, &hi);
     for (int64_t q = lo; q < hi; q++) {
         float s = p->rscore[q];
-        float *o = &out[p->rules[q].cons];
+        int32_t j = p->rules[q].cons;
+        float *o = acc ? rf_sparse_at(acc, j) : &out[j];
         if (agg == AGG_SUM) *o += s;
         else if (s > *o) *o = s;
     }
 }
 
-static int rules_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
-                           rf_err *err) {
+/* Fire every rule of the user's last basket (see the top of the file)
+ * into out or acc as fire(). */
+static int rules_accumulate(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                            rf_sparse *acc, rf_err *err) {
     const rules_params *pp = m->params;
     const rules_impl *p = m->impl;
     const int32_t ni = m->n_items;
-    memset(out, 0, (size_t)ni * sizeof *out);
     int32_t nctx = 0;
     int32_t *ctx = NULL;
     if (h->n > 0) {
@@ -418,12 +426,37 @@ static int rules_score_all(const rf_model *m, int32_t user, const rf_hist *h, fl
     }
     if (p->n_rules > 0)
         for (int32_t i = 0; i < nctx; i++) {
-            fire(p, pp->agg, ctx[i], -1, out);
-            for (int32_t k = i + 1; k < nctx; k++) fire(p, pp->agg, ctx[i], ctx[k], out);
+            fire(p, pp->agg, ctx[i], -1, out, acc);
+            for (int32_t k = i + 1; k < nctx; k++) fire(p, pp->agg, ctx[i], ctx[k], out, acc);
         }
     rf_free(ctx);
-    const float denom = p->pop_max + 1.0f;
-    for (int32_t j = 0; j < ni; j++) out[j] = out[j] > 0 ? 1.0f + out[j] : p->pop[j] / denom;
+    return 0;
+}
+
+/* An item's score from its accumulated rule score r. */
+static inline float rules_final(const rules_impl *p, float r, int32_t j) {
+    return r > 0 ? 1.0f + r : p->pop[j] / (p->pop_max + 1.0f);
+}
+
+static int rules_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                           rf_err *err) {
+    const rules_impl *p = m->impl;
+    memset(out, 0, (size_t)m->n_items * sizeof *out);
+    int rc = rules_accumulate(m, user, h, out, NULL, err);
+    if (rc) return rc;
+    for (int32_t j = 0; j < m->n_items; j++) out[j] = rules_final(p, out[j], j);
+    return 0;
+}
+
+static int rules_score_sparse(const rf_model *m, int32_t user, const rf_hist *h, rf_sparse *acc,
+                              rf_err *err) {
+    const rules_impl *p = m->impl;
+    int rc = rules_accumulate(m, user, h, NULL, acc, err);
+    if (rc) return rc;
+    for (int32_t t = 0; t < acc->n; t++) {
+        int32_t j = acc->touched[t];
+        acc->val[j] = rules_final(p, acc->val[j], j);
+    }
     return 0;
 }
 
@@ -538,6 +571,7 @@ const rf_model_ops rf_model_rules_ops = {
     .load = rules_load,
     .destroy = rules_destroy,
     .params_check = rules_check,
+    .score_sparse = rules_score_sparse,
 };
 
 /* ---- public access ---------------------------------------------------------- */

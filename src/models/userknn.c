@@ -26,7 +26,9 @@
  * split (docs/models-knn.md).
  *
  * Fallback: items no neighbour reaches score pop(j) / (max_pop + 1) - 1,
- * in [-1, 0), as itemknn: an empty history gets the popularity ranking. */
+ * in [-1, 0), as itemknn: an empty history gets the popularity ranking.
+ * score_sparse (model.h) sums the same terms into a sparse accumulator
+ * over the neighbours' rows only, leaving the fallback implicit. */
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@
 #include "recfuse/error.h"
 #include "recfuse/mem.h"
 #include "recfuse/model.h"
+#include "recfuse/sparse.h"
 
 typedef struct uknn_params {
     rf_sim_opts sim;
@@ -146,13 +149,14 @@ static int same_as_row(const rf_csr *ui, int32_t u, const rf_hist *h) {
     return 1;
 }
 
-static int uknn_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
-                          rf_err *err) {
+/* sum over neighbours v of sim(u, v) * x(v, j), into out (dense, zeroed)
+ * or, when acc is not NULL, into acc (only the items reached): the same
+ * terms added in the same order either way. */
+static int uknn_accumulate(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                           rf_sparse *acc, rf_err *err) {
     const uknn_impl *p = m->impl;
     const uknn_params *pp = m->params;
     const rf_csr *ui = p->ui;
-    const int32_t n = m->n_items;
-    memset(out, 0, (size_t)n * sizeof *out);
     const int32_t *nb_id = NULL;
     const float *nb_sim = NULL;
     int64_t nn = 0;
@@ -173,15 +177,43 @@ static int uknn_score_all(const rf_model *m, int32_t user, const rf_hist *h, flo
         }
         nn = c;
     }
+    enum { AHEAD = 8 }; /* rows requested ahead of the one summed */
+    for (int64_t e = 0; e < nn && e < AHEAD; e++)
+        rf_csr_prefetch_row(ui, nb_id ? nb_id[e] : buf[e].id);
     for (int64_t e = 0; e < nn; e++) {
+        if (e + AHEAD < nn) rf_csr_prefetch_row(ui, nb_id ? nb_id[e + AHEAD] : buf[e + AHEAD].id);
         int32_t v = nb_id ? nb_id[e] : buf[e].id;
         float s = nb_id ? nb_sim[e] : buf[e].score;
-        for (int64_t q = ui->indptr[v]; q < ui->indptr[v + 1]; q++)
-            out[ui->indices[q]] += s * ui->data[q];
+        const int64_t end = ui->indptr[v + 1];
+        for (int64_t q = ui->indptr[v]; q < end; q++) {
+            if (q + 16 < end) /* the accumulator slot a few entries on */
+                __builtin_prefetch(acc ? &acc->val[ui->indices[q + 16]] : &out[ui->indices[q + 16]], 1);
+            float x = s * ui->data[q];
+            if (acc) *rf_sparse_at(acc, ui->indices[q]) += x;
+            else out[ui->indices[q]] += x;
+        }
     }
     rf_free(buf);
-    for (int32_t j = 0; j < n; j++)
-        if (out[j] == 0.0f) out[j] = p->pop[j] * p->pop_inv - 1.0f;
+    return 0;
+}
+
+static int uknn_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
+                          rf_err *err) {
+    const uknn_impl *p = m->impl;
+    const int32_t n = m->n_items;
+    memset(out, 0, (size_t)n * sizeof *out);
+    int rc = uknn_accumulate(m, user, h, out, NULL, err);
+    if (rc) return rc;
+    rf_knn_fallback_dense(p->pop, p->pop_inv, out, n);
+    return 0;
+}
+
+static int uknn_score_sparse(const rf_model *m, int32_t user, const rf_hist *h, rf_sparse *acc,
+                             rf_err *err) {
+    const uknn_impl *p = m->impl;
+    int rc = uknn_accumulate(m, user, h, NULL, acc, err);
+    if (rc) return rc;
+    rf_knn_fallback_sparse(p->pop, p->pop_inv, acc);
     return 0;
 }
 
@@ -304,4 +336,5 @@ const rf_model_ops rf_model_userknn_ops = {
     .load = uknn_load,
     .destroy = uknn_destroy,
     .params_check = uknn_check,
+    .score_sparse = uknn_score_sparse,
 };

@@ -138,6 +138,7 @@ static int rec_reply(struct MHD_Connection *c, srv_req *r, srv_rec *q) {
     rf_reason *reasons = NULL;
     rf_err err;
     rf_err_clear(&err);
+    if (q->job.rc && q->job.err.code) return srv_reply_rferr(c, r, &q->job.err);
     if (q->job.rc) return srv_reply_error(c, r, 500, "internal", "scoring failed: %s", rf_strerror(q->job.rc));
     if (q->explain && n > 0) {
         int32_t *ids = rf_malloc_array((size_t)n, sizeof *ids);
@@ -237,27 +238,31 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         goto out;
     }
     rf_hist h = {q->nh, q->items, q->weights, q->ts};
-    q->job = (srv_sjob){.f = &q->sn->fac, .ix = &q->sn->fac_ix,
-                        .vec = ctx->vec, .mask = mask, .k = (int)k, .out = ctx->top};
+    q->job = (srv_sjob){.f = &q->sn->fac, .ix = &q->sn->fac_ix, .vec = ctx->vec, .m = m,
+                        .user = q->uid, .h = h, .scores = ctx->scores, .mask = mask,
+                        .k = (int)k, .out = ctx->top};
     if (q->sn->has_fac) { /* factor model: the pruned exact scan of scorer.c */
         int rc = rf_factors_user_vector(m, &q->sn->fac, q->uid, &h, ctx->vec, NULL);
         if (rc < 0) {
             ret = srv_reply_error(c, r, 500, "internal", "fold-in failed: %s", rf_strerror(rc));
             goto out;
         }
-        if (rc == 1) {
-            /* Score on a scorer thread (scorer.c); the connection sleeps
-             * meanwhile (suspend before submit: the scorer resumes it). */
-            q->job.conn = c;
-            r->rec = q;
-            MHD_suspend_connection(c);
-            if (srv_scorers_submit(&s->scorers, &q->job) != 0) {
-                q->job.rc = RF_ESTATE;
-                atomic_store(&q->job.done, 1);
-                MHD_resume_connection(c);
-            }
-            return MHD_YES;
+        if (rc == 1) q->job.m = NULL; /* the scan; else the model's own fallback */
+    }
+    /* Rank on a scorer thread (scorer.c) - always for the factor scan,
+     * when one is idle for any other model, else right here; the
+     * connection sleeps meanwhile (suspend before submit: the scorer
+     * resumes it). */
+    if (!q->job.m || srv_scorers_has_idle(&s->scorers)) {
+        q->job.conn = c;
+        r->rec = q;
+        MHD_suspend_connection(c);
+        if (srv_scorers_submit(&s->scorers, &q->job) != 0) {
+            q->job.rc = RF_ESTATE;
+            atomic_store(&q->job.done, 1);
+            MHD_resume_connection(c);
         }
+        return MHD_YES;
     }
     rf_filter flt = {mask};
     int n = rf_model_recommend(m, q->uid, &h, (int)k, &flt, ctx->scores, ctx->top, &err);

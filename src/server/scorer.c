@@ -1,17 +1,21 @@
-/* scorer.c - ranking with factor models for GET /v1/recommend, off the HTTP
- * threads, with an exact pruned scan.
+/* scorer.c - ranking for GET /v1/recommend, off the HTTP threads.
  *
  * A factor model's top k comes from the exact pruned scan of
  * rf_factors_topk_pruned (factors.h, src/models/factor_topk.c): items by
  * decreasing norm, stopping at the Cauchy-Schwarz bound - about 1.4% of a
- * 100k-item catalog per iALS user on the generated shop.
+ * 100k-item catalog per iALS user on the generated shop. Every other model
+ * (the fused one among them) ranks through rf_model_recommend.
  *
  * DESIGN: the request thread (an HTTP pool thread) prepares the job -
  * history, mask, the user vector (trained row or fold-in) - then suspends
  * its connection and queues the job; scorer threads (one per core) take
- * jobs, scan, store each top-k and resume the connection, and the pool
- * thread writes the reply. So HTTP threads never compute a list, and the
- * number of lists computed at once is bounded by the cores. */
+ * jobs, rank, store each top-k and resume the connection, and the pool
+ * thread writes the reply. Factor-model lists always go to the scorers, so
+ * the HTTP threads never scan. Other models' lists go to a scorer only
+ * when one is idle (srv_scorers_has_idle), else run on the HTTP thread
+ * itself: with few connections the lists then spread over every core
+ * whichever HTTP thread a connection landed on, and under load no list
+ * pays the hand-off (suspend, wake-up, resume) for nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +23,21 @@
 #include "server/srv_int.h"
 
 static void score_job(srv_sjob *q) {
-    q->n_out = rf_factors_topk_pruned(q->f, q->ix, q->vec, q->mask, q->k, q->out,
-                                      &q->scanned);
+    q->rc = 0;
+    if (!q->m) {
+        q->n_out = rf_factors_topk_pruned(q->f, q->ix, q->vec, q->mask, q->k, q->out,
+                                          &q->scanned);
+        return;
+    }
+    rf_err_clear(&q->err);
+    rf_filter flt = {q->mask};
+    int n = rf_model_recommend(q->m, q->user, &q->h, q->k, &flt, q->scores, q->out, &q->err);
+    if (n < 0) {
+        q->rc = n;
+        if (!q->err.code) rf_err_set(&q->err, n, "%s", rf_strerror(n));
+        n = 0;
+    }
+    q->n_out = n;
 }
 
 /* ---- the scorer threads ----------------------------------------------- */
@@ -29,17 +46,21 @@ static void *scorer_main(void *arg) {
     srv_scorers *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->head && !b->stop) pthread_cond_wait(&b->cv, &b->mu);
+        while (!b->head && !b->stop) {
+            b->idle++;
+            pthread_cond_wait(&b->cv, &b->mu);
+            b->idle--;
+        }
         if (!b->head) break; /* stopping and drained */
         srv_sjob *q = b->head;
+        b->queued--;
         b->head = q->next;
         if (!b->head) b->tail = NULL;
         pthread_mutex_unlock(&b->mu);
         score_job(q);
-        atomic_fetch_add(&b->jobs, 1);
+        if (!q->m) atomic_fetch_add(&b->jobs, 1); /* factor-model lists */
         atomic_fetch_add(&b->scanned, (uint64_t)q->scanned);
         struct MHD_Connection *conn = q->conn; /* the job may be freed once resumed */
-        q->rc = 0;
         atomic_store(&q->done, 1);
         if (conn) MHD_resume_connection(conn);
         pthread_mutex_lock(&b->mu);
@@ -65,6 +86,13 @@ int srv_scorers_start(srv_scorers *b, int threads, rf_err *err) {
     return 0;
 }
 
+int srv_scorers_has_idle(srv_scorers *b) {
+    pthread_mutex_lock(&b->mu);
+    int r = b->idle > b->queued;
+    pthread_mutex_unlock(&b->mu);
+    return r;
+}
+
 int srv_scorers_submit(srv_scorers *b, srv_sjob *job) {
     job->next = NULL;
     pthread_mutex_lock(&b->mu);
@@ -72,6 +100,7 @@ int srv_scorers_submit(srv_scorers *b, srv_sjob *job) {
         pthread_mutex_unlock(&b->mu);
         return RF_ESTATE;
     }
+    b->queued++;
     if (b->tail)
         b->tail->next = job;
     else

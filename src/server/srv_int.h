@@ -202,13 +202,20 @@ void srv_batch_free(srv_batch *b);
  * mask, by a scan in decreasing item-norm order (perm, norms) that stops
  * when |vec| * norm cannot beat the k-th score; conn is resumed once done. */
 typedef struct srv_sjob {
+    /* a factor model's pruned scan (m NULL), or the model m's
+     * rf_model_recommend for (user, h) with scratch `scores` */
     const rf_factors *f;
     const rf_factor_index *ix; /* its items by decreasing norm */
     const float *vec;    /* f->ld floats, zero beyond f->dim */
-    const uint8_t *mask; /* f->n_items flags */
+    const rf_model *m;
+    int32_t user;
+    rf_hist h;
+    float *scores;       /* m->n_items floats */
+    const uint8_t *mask; /* n_items flags: excluded items */
     int k;
     rf_scored *out;      /* k entries */
     int n_out, rc;
+    rf_err err;          /* rc's message (model jobs) */
     int64_t scanned;     /* items scored */
     struct MHD_Connection *conn;
     _Atomic int done;
@@ -221,12 +228,16 @@ typedef struct srv_scorers {
     pthread_cond_t cv;
     srv_sjob *head, *tail;
     int nthreads, stop, inited;
+    int idle, queued;    /* threads waiting for a job; jobs not yet taken */
     pthread_t thr[SRV_SCORERS_MAX];
-    _Atomic uint64_t jobs, scanned;
+    _Atomic uint64_t jobs, scanned; /* factor-model lists, items they scored */
 } srv_scorers;
 int srv_scorers_start(srv_scorers *b, int threads, rf_err *err);
 /* Queue a job; RF_ESTATE once stopping. */
 int srv_scorers_submit(srv_scorers *b, srv_sjob *job);
+/* 1 if a scorer thread is waiting with no job queued for it (a hint: the
+ * answer may change right after). */
+int srv_scorers_has_idle(srv_scorers *b);
 /* Score everything queued, then stop the threads. Idempotent. */
 void srv_scorers_stop(srv_scorers *b);
 

@@ -296,6 +296,7 @@ void rf_store_close(rf_store *s) {
     if (!s) return;
     if (s->db) {
         rf_store_rollback_(s);
+        sqlite3_finalize(s->user_events);
         sqlite3_close_v2(s->db);
     }
     rf_free(s->dir);
@@ -575,14 +576,17 @@ fail:
 }
 
 int rf_store_user_events(rf_store *s, const char *user, rf_events *e, rf_err *err) {
-    sqlite3_stmt *st;
-    int rc = rf_store_prepare_(s,
-                               "SELECT i.id, e.type, e.value, e.ts FROM events e"
-                               " JOIN items i ON i.rid = e.item"
-                               " WHERE e.user = (SELECT rid FROM users WHERE id = ?1)"
-                               " ORDER BY e.ts, e.item, e.type",
-                               &st, err);
-    if (rc) return rc;
+    /* prepared once per connection, reset after each use */
+    int rc = 0;
+    if (!s->user_events &&
+        (rc = rf_store_prepare_(s,
+                                "SELECT i.id, e.type, e.value, e.ts FROM events e"
+                                " JOIN items i ON i.rid = e.item"
+                                " WHERE e.user = (SELECT rid FROM users WHERE id = ?1)"
+                                " ORDER BY e.ts, e.item, e.type",
+                                &s->user_events, err)))
+        return rc;
+    sqlite3_stmt *st = s->user_events;
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -592,11 +596,13 @@ int rf_store_user_events(rf_store *s, const char *user, rf_events *e, rf_err *er
         rc = rf_events_push_str(e, user, item ? item : "", type,
                                 (float)sqlite3_column_double(st, 2), sqlite3_column_int64(st, 3));
         if (rc) {
-            sqlite3_finalize(st);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
             return rf_err_set(err, rc, "events of user '%s': %s", user, rf_strerror(rc));
         }
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (src != SQLITE_DONE) return rf_store_sqlfail_(s, src, "reading user events", err);
     return 0;
 }
