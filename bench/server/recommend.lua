@@ -12,3 +12,12 @@ end
 function request()
   return wrk.format("GET", "/v1/recommend/u" .. math.random(1, users) .. "?k=10")
 end
+-- RF_DELAY_MS: each connection waits this long after a reply before its
+-- next request (a paced load: rate = connections / (delay + latency));
+-- latencies stay those of the requests alone.
+local pause = tonumber(os.getenv("RF_DELAY_MS") or "0")
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
