@@ -295,15 +295,22 @@ static int rules_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     int64_t minc = (int64_t)ceil(pp->min_support * (double)b->n - 1e-9);
     if (minc < pp->min_count) minc = pp->min_count;
     if (minc < 1) minc = 1;
+    const int64_t minc0 = minc;
     for (;;) {
         rc = rf_fpgrowth(b, d->n_items, minc, pp->max_len, pp->max_itemsets, &sets, err);
         if (rc != RF_ETOOBIG || minc > b->n) break;
-        rf_log(RF_LOG_WARN, "rules.threshold",
-               "min_count=%lld next=%lld max_itemsets=%d msg=\"too many frequent itemsets; "
-               "raising the threshold\"",
+        rf_log(RF_LOG_DEBUG, "rules.threshold",
+               "min_count=%lld next=%lld max_itemsets=%d msg=\"too many frequent itemsets\"",
                (long long)minc, (long long)(2 * minc), pp->max_itemsets);
         minc *= 2;
     }
+    /* An automatic, expected adjustment on dense data: one line, not a
+     * warning per doubling. */
+    if (rc == 0 && minc != minc0)
+        rf_log(RF_LOG_INFO, "rules.threshold",
+               "min_count=%lld raised_to=%lld max_itemsets=%d msg=\"more frequent itemsets than "
+               "max_itemsets at the configured support; threshold raised\"",
+               (long long)minc0, (long long)minc, pp->max_itemsets);
     if (rc) goto fail;
     p->info.n_baskets = b->n;
     p->info.min_count = minc;
