@@ -181,27 +181,34 @@ int rf_model_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
 
 /* ---- scoring --------------------------------------------------------- */
 
+/* What every scoring entry point does first: refuse an unfitted model,
+ * map a user outside [0, n_users) to -1 (unknown), and give a NULL history
+ * as the empty one. 0 or RF_ESTATE. */
+static const rf_hist empty_hist = {0, NULL, NULL, NULL};
+static int call_args(const rf_model *m, int32_t *user, const rf_hist **h, rf_err *err) {
+    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
+    if (*user < -1 || *user >= m->n_users) *user = -1;
+    if (!*h) *h = &empty_hist;
+    return 0;
+}
+
 int rf_model_score_all(const rf_model *m, int32_t user, const rf_hist *h, float *out,
                        rf_err *err) {
-    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
-    static const rf_hist empty = {0, NULL, NULL, NULL};
-    if (user < -1 || user >= m->n_users) user = -1;
-    return m->ops->score_all(m, user, h ? h : &empty, out, err);
+    int rc = call_args(m, &user, &h, err);
+    return rc ? rc : m->ops->score_all(m, user, h, out, err);
 }
 
 int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
                          int32_t n, float *out, rf_err *err) {
-    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
-    static const rf_hist empty = {0, NULL, NULL, NULL};
-    if (user < -1 || user >= m->n_users) user = -1;
-    if (!h) h = &empty;
+    int rc = call_args(m, &user, &h, err);
+    if (rc) return rc;
     int valid = 1;
     for (int32_t i = 0; i < n; i++)
         if (items[i] < 0 || items[i] >= m->n_items) valid = 0;
     if (m->ops->score_items && valid) return m->ops->score_items(m, user, h, items, n, out, err);
     float *all = rf_malloc_array((size_t)m->n_items, sizeof *all);
     if (!all) return rf_err_set(err, RF_ENOMEM, "score: out of memory");
-    int rc = m->ops->score_all(m, user, h, all, err);
+    rc = m->ops->score_all(m, user, h, all, err);
     if (rc == 0)
         for (int32_t i = 0; i < n; i++)
             out[i] = items[i] >= 0 && items[i] < m->n_items ? all[items[i]] : NAN;
@@ -211,15 +218,14 @@ int rf_model_score_items(const rf_model *m, int32_t user, const rf_hist *h, cons
 
 int rf_model_score_sparse(const rf_model *m, int32_t user, const rf_hist *h, rf_sparse *acc,
                           rf_err *err) {
-    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
+    int rc = call_args(m, &user, &h, err);
+    if (rc) return rc;
     if (!m->ops->score_sparse)
         return rf_err_set(err, RF_EUNSUPPORTED, "model %s has no sparse scoring", m->ops->name);
     if (acc->n_items != m->n_items)
         return rf_err_set(err, RF_EINVAL, "sparse scores: accumulator of %d items, model has %d",
                           (int)acc->n_items, (int)m->n_items);
-    static const rf_hist empty = {0, NULL, NULL, NULL};
-    if (user < -1 || user >= m->n_users) user = -1;
-    return m->ops->score_sparse(m, user, h ? h : &empty, acc, err);
+    return m->ops->score_sparse(m, user, h, acc, err);
 }
 
 int rf_model_set_init(rf_model *m, const rf_model *src, rf_err *err) {
@@ -232,10 +238,8 @@ int rf_model_set_init(rf_model *m, const rf_model *src, rf_err *err) {
 
 int rf_model_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t *items,
                      int32_t n, rf_reason *out, rf_err *err) {
-    if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
-    static const rf_hist empty = {0, NULL, NULL, NULL};
-    if (user < -1 || user >= m->n_users) user = -1;
-    if (!h) h = &empty;
+    int rc = call_args(m, &user, &h, err);
+    if (rc) return rc;
     for (int32_t i = 0; i < n; i++)
         if (items[i] < 0 || items[i] >= m->n_items)
             return rf_err_set(err, RF_ERANGE, "explain: item id %d out of range [0, %d)",
@@ -259,10 +263,8 @@ int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
                        const rf_filter *f, float *scratch, rf_scored *out, rf_err *err) {
     if (k <= 0) return 0;
     if (m->ops->recommend) {
-        if (!m->fitted) return rf_err_set(err, RF_ESTATE, "model %s: not fitted", m->ops->name);
-        static const rf_hist empty = {0, NULL, NULL, NULL};
-        if (user < -1 || user >= m->n_users) user = -1;
-        return m->ops->recommend(m, user, h ? h : &empty, k, f ? f->exclude : NULL, out, err);
+        int rc = call_args(m, &user, &h, err);
+        return rc ? rc : m->ops->recommend(m, user, h, k, f ? f->exclude : NULL, out, err);
     }
     float *s = scratch;
     if (!s) {
