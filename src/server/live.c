@@ -140,8 +140,7 @@ int srv_live_count(srv_live *L, const srv_snap *sn, const rf_event_in *e, int ne
     if (rc == 0) rc = srv_live_user(L, e->user, strlen(e->user), &uid);
     if (rc) return rc;
     if (kinds & SRV_COUNT_FOLD) L->ufold[uid] = 1;
-    const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
-    const rf_model *tm = sn->mod[M_TREND].m;
+    const rf_model *pm = sn->pop_m, *tm = sn->mod[M_TREND].m;
     if (new_pair && (kinds & SRV_COUNT_POP) && (!pm || pm->data_opts.type_weight[e->type] != 0))
         L->pop[cid] += 1;
     if (new_pair && (kinds & SRV_COUNT_TREND) && tm && tm->data_opts.type_weight[e->type] != 0) {

@@ -210,8 +210,8 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
             sn->has_fac = 1;
     }
     if (rc == 0) {
-        const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
-        if (pm) rc = base_scores(pm, &sn->pop_base, err);
+        sn->pop_m = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
+        if (sn->pop_m) rc = base_scores(sn->pop_m, &sn->pop_base, err);
     }
     if (rc == 0 && sn->mod[M_TREND].m) {
         const rf_model *tm = sn->mod[M_TREND].m;

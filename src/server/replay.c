@@ -48,8 +48,7 @@ int srv_live_replay(rf_server *s, rf_store *st, int64_t *replayed, rf_err *err) 
     *replayed = 0;
     double t0 = rf_mono();
     srv_snap *sn = srv_snap_acquire(s);
-    const rf_model *pm = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;
-    int64_t cut[4] = {cutoff(pm), cutoff(sn->mod[M_TREND].m), cutoff(sn->mod[M_TOGETHER].m),
+    int64_t cut[4] = {cutoff(sn->pop_m), cutoff(sn->mod[M_TREND].m), cutoff(sn->mod[M_TOGETHER].m),
                       cutoff(sn->mod[M_MAIN].m)};
     const unsigned bit[4] = {SRV_COUNT_POP, SRV_COUNT_TREND, SRV_COUNT_CO, SRV_COUNT_FOLD};
     int64_t from = INT64_MAX;
@@ -97,9 +96,6 @@ int srv_live_replay(rf_server *s, rf_store *st, int64_t *replayed, rf_err *err) 
     }
 out:
     sqlite3_finalize(q);
-    pthread_rwlock_wrlock(&L->lock);
-    atomic_fetch_add(&L->gen, 1);
-    pthread_rwlock_unlock(&L->lock);
     if (rc == 0)
         rf_log(RF_LOG_INFO, "serve.replay", "version=%llu events=%lld since=%lld seconds=%.3f",
                (unsigned long long)sn->version, (long long)*replayed,

@@ -65,6 +65,7 @@ typedef struct srv_snap {
     uint64_t version;   /* 1, 2, ... per load */
     int64_t loaded_at;  /* Unix s */
     srv_model mod[M_NROLES];
+    const rf_model *pop_m; /* the model popularity comes from: M_POP, else M_MAIN (NULL: none) */
     float *pop_base;    /* popularity of each pop-model item (M_POP, else M_MAIN's
                            cold-start scores), NULL without either */
     float *trend_base;  /* trending scores per M_TREND item */
