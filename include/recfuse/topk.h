@@ -18,14 +18,19 @@ typedef struct rf_topk {
 } rf_topk;
 
 void rf_topk_init(rf_topk *t, rf_scored *buf, int k);
-/* Offer (id, score). NaN scores are ignored. */
-void rf_topk_push(rf_topk *t, int32_t id, float score);
-/* 1 if pushing (id, score) could change t: t has room, or the entry beats
- * the worst kept one. A cheap inline test for hot loops before
- * rf_topk_push (which keeps the same entries either way). */
+/* 1 if offering (id, score) could change t: t has room, or the entry
+ * beats the worst kept one (a NaN never does once t is full). */
 static inline int rf_topk_enters(const rf_topk *t, int32_t id, float score) {
     if (t->n < t->k) return 1;
+    if (t->k == 0) return 0;
     return score > t->heap[0].score || (score == t->heap[0].score && id < t->heap[0].id);
+}
+/* The heap insertion behind rf_topk_push. */
+void rf_topk_insert(rf_topk *t, int32_t id, float score);
+/* Offer (id, score). NaN scores are ignored. Inline: an entry that cannot
+ * enter a full t (the common case in a scan) costs one comparison. */
+static inline void rf_topk_push(rf_topk *t, int32_t id, float score) {
+    if (rf_topk_enters(t, id, score)) rf_topk_insert(t, id, score);
 }
 /* Sort the kept entries best first (score desc, id asc) in place; returns n. */
 int rf_topk_finish(rf_topk *t);

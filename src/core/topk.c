@@ -28,7 +28,7 @@ static void sift_down(rf_scored *h, int n, int i) {
     }
 }
 
-void rf_topk_push(rf_topk *t, int32_t id, float score) {
+void rf_topk_insert(rf_topk *t, int32_t id, float score) {
     if (t->k == 0 || isnan(score)) return;
     rf_scored s = {score, id};
     if (t->n < t->k) {

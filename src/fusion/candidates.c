@@ -236,7 +236,7 @@ static int sparse_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const 
     for (int32_t q = 0; q < sp->n; q++) {
         int32_t j = sp->touched[q];
         float v = sp->val[j];
-        if (!c->hmask[j] && v != -INFINITY && rf_topk_enters(&t, j, v)) rf_topk_push(&t, j, v);
+        if (!c->hmask[j] && v != -INFINITY) rf_topk_push(&t, j, v);
     }
     const int32_t *o = f->fixed_order[k];
     int got = 0;

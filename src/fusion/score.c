@@ -99,7 +99,7 @@ int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const
     for (int32_t q = 0; q < c->n; q++) {
         int32_t j = c->items[q];
         if ((exclude && exclude[j]) || w->s[q] == -INFINITY) continue;
-        if (rf_topk_enters(&t, j, w->s[q])) rf_topk_push(&t, j, w->s[q]);
+        rf_topk_push(&t, j, w->s[q]);
     }
     rc = rf_topk_finish(&t);
     const float bound = (lowest(c, w->s) - 1.5f) + 0.5f; /* no non-candidate scores more */

@@ -89,7 +89,7 @@ int rf_factors_topk_pruned(const rf_factors *f, const rf_factor_index *ix, const
         n += nb;
         for (int32_t q = 0; q < nb; q++) {
             int32_t i = ix->perm[p + q];
-            if ((!mask || !mask[i]) && rf_topk_enters(&t, i, s[q])) rf_topk_push(&t, i, s[q]);
+            if (!mask || !mask[i]) rf_topk_push(&t, i, s[q]);
         }
     }
     if (scanned) *scanned = n;
