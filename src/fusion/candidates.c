@@ -244,7 +244,7 @@ static int sparse_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const 
         int32_t j = o[q];
         if (c->hmask[j] || rf_sparse_has(sp, j)) continue;
         if (!rf_topk_enters(&t, j, f->fixed[k][j])) break; /* the order only gets worse */
-        rf_topk_push(&t, j, f->fixed[k][j]);
+        rf_topk_insert(&t, j, f->fixed[k][j]);
         got++;
     }
     c->n_top[k] = rf_topk_finish(&t);
