@@ -515,7 +515,8 @@ static int ials_fit(rf_model *m, const rf_dataset *d, rf_err *err) {
     impl_clear(p);
     const int dim = pp->factors, ld = round8(dim), nth = rf_threads();
     const size_t wf = rf_als_work_floats(ld);
-    const int32_t maxlen = max_row(d->ui) > max_row(d->iu) ? max_row(d->ui) : max_row(d->iu);
+    const int32_t max_u = max_row(d->ui), max_i = max_row(d->iu);
+    const int32_t maxlen = max_u > max_i ? max_u : max_i;
     int rc = RF_ENOMEM;
     float *G = rf_malloc_array((size_t)ld * ld, sizeof *G);
     int32_t *idx = rf_malloc_array((size_t)nth * maxlen, sizeof *idx);
