@@ -264,13 +264,7 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         }
         return MHD_YES;
     }
-    rf_filter flt = {mask};
-    int n = rf_model_recommend(m, q->uid, &h, (int)k, &flt, ctx->scores, ctx->top, &err);
-    if (n < 0) {
-        ret = srv_reply_rferr(c, r, &err);
-        goto out;
-    }
-    q->job.n_out = n;
+    srv_score_job(&q->job); /* right here: the job a scorer would run */
     ret = rec_reply(c, r, q);
 out:
     srv_rec_free(s, q);

@@ -22,7 +22,7 @@
 #include "recfuse/mem.h"
 #include "server/srv_int.h"
 
-static void score_job(srv_sjob *q) {
+void srv_score_job(srv_sjob *q) {
     q->rc = 0;
     if (!q->m) {
         q->n_out = rf_factors_topk_pruned(q->f, q->ix, q->vec, q->mask, q->k, q->out,
@@ -57,7 +57,7 @@ static void *scorer_main(void *arg) {
         b->head = q->next;
         if (!b->head) b->tail = NULL;
         pthread_mutex_unlock(&b->mu);
-        score_job(q);
+        srv_score_job(q);
         if (!q->m) atomic_fetch_add(&b->jobs, 1); /* factor-model lists */
         atomic_fetch_add(&b->scanned, (uint64_t)q->scanned);
         struct MHD_Connection *conn = q->conn; /* the job may be freed once resumed */

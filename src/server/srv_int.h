@@ -239,6 +239,10 @@ int srv_scorers_submit(srv_scorers *b, srv_sjob *job);
 /* 1 if a scorer thread is waiting with no job queued for it (a hint: the
  * answer may change right after). */
 int srv_scorers_has_idle(srv_scorers *b);
+/* Run job q on the calling thread: the pruned factor scan (q->m NULL) or
+ * q->m's rf_model_recommend; sets q->n_out, q->rc and q->err (what a
+ * scorer thread does with a submitted job, without the hand-off). */
+void srv_score_job(srv_sjob *q);
 /* Score everything queued, then stop the threads. Idempotent. */
 void srv_scorers_stop(srv_scorers *b);
 
