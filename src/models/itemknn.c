@@ -148,14 +148,7 @@ static void knn_accumulate(const rf_model *m, const rf_hist *h, float *out, rf_s
         if (decay)
             w = (float)((double)w *
                         exp2(-(double)(newest - h->ts[t]) / (pp->half_life * 86400.0)));
-        const int64_t end = nb->indptr[i + 1];
-        for (int64_t q = nb->indptr[i]; q < end; q++) {
-            if (q + 16 < end) /* the accumulator slot a few entries on */
-                __builtin_prefetch(acc ? &acc->val[nb->indices[q + 16]] : &out[nb->indices[q + 16]], 1);
-            float v = w * nb->data[q];
-            if (acc) *rf_sparse_at(acc, nb->indices[q]) += v;
-            else out[nb->indices[q]] += v;
-        }
+        rf_knn_add_row(nb, i, w, out, acc);
     }
 }
 

@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "recfuse/csr.h"
+#include "recfuse/sparse.h"
 #include "recfuse/topk.h"
 
 struct rf_err;
@@ -124,6 +125,23 @@ static inline void rf_csr_prefetch_row(const rf_csr *c, int32_t r) {
     for (size_t o = 0; o < bytes; o += 64) {
         __builtin_prefetch(a + o);
         __builtin_prefetch(b + o);
+    }
+}
+
+/* Add w times row r of c into out (dense, indexed by column) or, when acc
+ * is not NULL, into acc (marking the columns reached): the kNN models'
+ * scoring step, the same terms in the same order either way. The slot a
+ * few entries ahead is prefetched (the accumulator is cold on a large
+ * catalog). */
+static inline void rf_knn_add_row(const rf_csr *c, int32_t r, float w, float *out,
+                                  struct rf_sparse *acc) {
+    const int64_t end = c->indptr[r + 1];
+    for (int64_t q = c->indptr[r]; q < end; q++) {
+        if (q + 16 < end)
+            __builtin_prefetch(acc ? &acc->val[c->indices[q + 16]] : &out[c->indices[q + 16]], 1);
+        float v = w * c->data[q];
+        if (acc) *rf_sparse_at(acc, c->indices[q]) += v;
+        else out[c->indices[q]] += v;
     }
 }
 

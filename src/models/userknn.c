@@ -184,14 +184,7 @@ static int uknn_accumulate(const rf_model *m, int32_t user, const rf_hist *h, fl
         if (e + AHEAD < nn) rf_csr_prefetch_row(ui, nb_id ? nb_id[e + AHEAD] : buf[e + AHEAD].id);
         int32_t v = nb_id ? nb_id[e] : buf[e].id;
         float s = nb_id ? nb_sim[e] : buf[e].score;
-        const int64_t end = ui->indptr[v + 1];
-        for (int64_t q = ui->indptr[v]; q < end; q++) {
-            if (q + 16 < end) /* the accumulator slot a few entries on */
-                __builtin_prefetch(acc ? &acc->val[ui->indices[q + 16]] : &out[ui->indices[q + 16]], 1);
-            float x = s * ui->data[q];
-            if (acc) *rf_sparse_at(acc, ui->indices[q]) += x;
-            else out[ui->indices[q]] += x;
-        }
+        rf_knn_add_row(ui, v, s, out, acc);
     }
     rf_free(buf);
     return 0;
