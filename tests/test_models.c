@@ -569,6 +569,35 @@ static void test_load_bad_files(void **state) {
 
 /* ---- histories, params, edge cases ------------------------------------ */
 
+/* rf_hist_from_rows on `ev` read as a store would give it by row id (row
+ * id = the log's own item id, mapped to the model's by string) equals the
+ * string path's result (items, w, ts when not NULL; n entries). */
+static void same_by_rows(const rf_model *m, const rf_events *ev, const int32_t *items,
+                         const float *w, const int64_t *ts, int32_t n) {
+    int32_t nr = rf_idmap_size(ev->items);
+    int32_t *r2i = malloc(((size_t)nr + 1) * sizeof *r2i);
+    assert_non_null(r2i);
+    for (int32_t i = 0; i < nr; i++)
+        r2i[i] = rf_idmap_find(m->items, rf_idmap_str(ev->items, i), rf_idmap_len(ev->items, i));
+    int32_t *it2, n2;
+    float *w2;
+    int64_t *ts2;
+    assert_int_equal(rf_hist_from_rows(m, ev, r2i, nr, &it2, &w2, &ts2, &n2, NULL), 0);
+    assert_int_equal(n2, n);
+    for (int32_t k = 0; k < n; k++) {
+        assert_int_equal(it2[k], items[k]);
+        assert_true(w2[k] == w[k]);
+        if (ts) assert_int_equal(ts2[k], ts[k]);
+    }
+    rf_free(it2);
+    rf_free(w2);
+    rf_free(ts2);
+    /* no map: nothing is known */
+    assert_int_equal(rf_hist_from_rows(m, ev, NULL, 0, &it2, &w2, NULL, &n2, NULL), 0);
+    assert_int_equal(n2, 0);
+    free(r2i);
+}
+
 static void test_hist_from_events(void **state) {
     fixture *f = fx_random(5, 6, 0.5, 1, 51);
     rf_model *m = fit_model("pop", NULL, &f->d);
@@ -592,6 +621,7 @@ static void test_hist_from_events(void **state) {
     m->data_opts.binary = 0;
     m->data_opts.use_value = 0;
     assert_int_equal(rf_hist_from_events(m, ev, &items, &w, &ts, &n, NULL), 0);
+    same_by_rows(m, ev, items, w, ts, n);
     assert_int_equal(n, 2);
     assert_int_equal(items[0], 1);
     assert_int_equal(items[1], 4);
@@ -606,6 +636,7 @@ static void test_hist_from_events(void **state) {
     m->data_opts.use_value = 1;
     m->data_opts.fold = RF_FOLD_MAX;
     assert_int_equal(rf_hist_from_events(m, ev, &items, &w, NULL, &n, NULL), 0);
+    same_by_rows(m, ev, items, w, NULL, n);
     assert_float_equal(w[0], 10, 0);
     assert_float_equal(w[1], 3, 0);
     rf_free(items);
@@ -614,6 +645,7 @@ static void test_hist_from_events(void **state) {
     m->data_opts.use_value = 0;
     m->data_opts.fold = RF_FOLD_LAST;
     assert_int_equal(rf_hist_from_events(m, ev, &items, &w, NULL, &n, NULL), 0);
+    same_by_rows(m, ev, items, w, NULL, n);
     assert_float_equal(w[0], 5, 0);
     assert_float_equal(w[1], 3, 0);
     rf_free(items);
@@ -623,6 +655,7 @@ static void test_hist_from_events(void **state) {
     m->data_opts.half_life_days = 10.0 / 86400;
     m->data_opts.now = 0;
     assert_int_equal(rf_hist_from_events(m, ev, &items, &w, NULL, &n, NULL), 0);
+    same_by_rows(m, ev, items, w, NULL, n);
     assert_float_equal(w[0], 5 * pow(2, -0.2) + 1 * pow(2, -1.7), 1e-5);
     assert_float_equal(w[1], 1 * pow(2, -0.7) + 3, 1e-5);
     rf_free(items);
@@ -631,6 +664,7 @@ static void test_hist_from_events(void **state) {
     m->data_opts.half_life_days = 0;
     m->data_opts.binary = 1;
     assert_int_equal(rf_hist_from_events(m, ev, &items, &w, NULL, &n, NULL), 0);
+    same_by_rows(m, ev, items, w, NULL, n);
     assert_float_equal(w[0], 1, 0);
     assert_float_equal(w[1], 1, 0);
     rf_free(items);
@@ -638,6 +672,7 @@ static void test_hist_from_events(void **state) {
     /* empty */
     ev->n = 0;
     assert_int_equal(rf_hist_from_events(m, ev, &items, &w, NULL, &n, NULL), 0);
+    same_by_rows(m, ev, items, w, NULL, n);
     assert_int_equal(n, 0);
     assert_null(items);
     rf_events_free(ev);

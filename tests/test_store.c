@@ -11,6 +11,7 @@
 #include "recfuse/error.h"
 #include "recfuse/events.h"
 #include "recfuse/log.h"
+#include "recfuse/mem.h"
 #include "recfuse/store.h"
 #include "store/store_int.h"
 #include "testutil.h"
@@ -267,6 +268,37 @@ static void test_load_events(void **state) {
     assert_int_equal(u->type[3], RF_EV_CART);
     assert_int_equal(rf_store_user_events(s, "nobody", u, &err), 0);
     assert_int_equal(u->n, 5);
+
+    /* The same rows by item row id, mapped back through rf_store_item_rids
+     * onto a map holding i1 and i2 only (i3: -1, as an item a model lacks). */
+    rf_idmap *ids;
+    assert_int_equal(rf_idmap_new(&ids), 0);
+    int32_t dummy;
+    assert_int_equal(rf_idmap_put(ids, "i2", 2, &dummy, NULL), 0);
+    assert_int_equal(rf_idmap_put(ids, "i1", 2, &dummy, NULL), 0);
+    int32_t *r2i;
+    int64_t nr;
+    assert_int_equal(rf_store_item_rids(s, ids, &r2i, &nr, &err), 0);
+    assert_true(nr >= 5); /* four catalog items and i3, rows 1..5 */
+    rf_events *r;
+    assert_int_equal(rf_events_new(NULL, NULL, &r), 0);
+    assert_int_equal(rf_store_user_event_rows(s, "u9", r, &err), 0);
+    assert_int_equal(r->n, 5);
+    assert_int_equal(rf_idmap_size(r->items), 0);
+    for (int k = 0; k < 5; k++) {
+        assert_true(r->item[k] >= 0 && r->item[k] < nr);
+        const char *want = rf_idmap_str(u->items, u->item[k]);
+        assert_int_equal(r2i[r->item[k]], rf_idmap_find(ids, want, strlen(want)));
+        assert_int_equal(r->type[k], u->type[k]);
+        assert_int_equal(r->ts[k], u->ts[k]);
+        assert_true(r->value[k] == u->value[k]);
+    }
+    assert_int_equal(r2i[r->item[1]], -1); /* i3 at ts 200 */
+    assert_int_equal(rf_store_user_event_rows(s, "nobody", r, &err), 0);
+    assert_int_equal(r->n, 5);
+    rf_free(r2i);
+    rf_events_free(r);
+    rf_idmap_free(ids);
     rf_events_free(u);
 
     /* Deleted rows leave sparse row ids: still dense ids in row order. */

@@ -275,6 +275,13 @@ int rf_model_read(struct rf_reader *r, rf_model **out, struct rf_err *err);
  * arrays are NULL. */
 int rf_hist_from_events(const rf_model *m, const rf_events *ev, int32_t **items, float **weights,
                         int64_t **ts, int32_t *n, struct rf_err *err);
+/* The same from events whose item field is a store item row id (as
+ * rf_store_user_event_rows reads them): r2i[rid] is the model item id of
+ * row id rid (-1: not in the model), for rid < nr; rows past nr are items
+ * the model does not know. */
+int rf_hist_from_rows(const rf_model *m, const rf_events *ev, const int32_t *r2i, int64_t nr,
+                      int32_t **items, float **weights, int64_t **ts, int32_t *n,
+                      struct rf_err *err);
 
 /* Build the history of a training user from a dataset row (borrowing the
  * dataset's arrays; ts stays NULL, so time-aware scoring - half_life

@@ -181,6 +181,19 @@ int rf_store_load_events(rf_store *s, rf_events **out, struct rf_err *err);
  * 0 events (or an unknown user) is not an error. */
 int rf_store_user_events(rf_store *s, const char *user, rf_events *e, struct rf_err *err);
 
+/* The same rows without the items join: e->item[i] is the store's item
+ * row id (-1 past INT32_MAX), e->user[i] 0, e's maps untouched - for
+ * rf_hist_from_rows with the map of rf_store_item_rids (the server's path:
+ * no string lookups per event). */
+int rf_store_user_event_rows(rf_store *s, const char *user, rf_events *e, struct rf_err *err);
+
+/* Store item row id -> id in `ids` (the string ids of a model's items):
+ * *r2i has *nr = max row id + 1 entries, -1 for an item `ids` lacks. Items
+ * added later have larger row ids (rows are never reused: items are never
+ * deleted), so a row id >= *nr is an item `ids` does not hold. */
+int rf_store_item_rids(rf_store *s, const rf_idmap *ids, int32_t **r2i, int64_t *nr,
+                       struct rf_err *err);
+
 /* Item catalog row. Strings are owned by the struct array. */
 typedef struct rf_item_info {
     char *id, *title, *category, *brand; /* title/category/brand NULL if unknown */

@@ -317,22 +317,29 @@ static int cmp_hev(const void *pa, const void *pb) {
     return (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-int rf_hist_from_events(const rf_model *m, const rf_events *ev, int32_t **items, float **weights,
-                        int64_t **ts, int32_t *n, rf_err *err) {
+/* Model item id of event i: through the string maps, or, when r2i is not
+ * NULL, ev->item[i] is a store item row id looked up in r2i[0..nr). */
+static int32_t hist_item(const rf_model *m, const rf_events *ev, int64_t i, const int32_t *r2i,
+                         int64_t nr) {
+    int32_t eid = ev->item[i];
+    if (r2i) return eid >= 0 && eid < nr ? r2i[eid] : -1;
+    if (eid < 0 || eid >= rf_idmap_size(ev->items)) return -1;
+    return rf_idmap_find(m->items, rf_idmap_str(ev->items, eid), rf_idmap_len(ev->items, eid));
+}
+
+static int hist_build(const rf_model *m, const rf_events *ev, const int32_t *r2i, int64_t nr,
+                      int32_t **items, float **weights, int64_t **ts, int32_t *n, rf_err *err) {
     *items = NULL;
     if (weights) *weights = NULL;
     if (ts) *ts = NULL;
     *n = 0;
-    if (!m->items || !ev || ev->n == 0) return 0;
+    if ((!r2i && !m->items) || !ev || ev->n == 0) return 0;
     hev *e = rf_malloc_array((size_t)ev->n, sizeof *e);
     if (!e) return rf_err_set(err, RF_ENOMEM, "history: out of memory");
     const rf_dataset_opts *o = &m->data_opts;
     int64_t ne = 0, newest = INT64_MIN;
     for (int64_t i = 0; i < ev->n; i++) {
-        int32_t eid = ev->item[i];
-        if (eid < 0 || eid >= rf_idmap_size(ev->items)) continue;
-        int32_t id = rf_idmap_find(m->items, rf_idmap_str(ev->items, eid),
-                                   rf_idmap_len(ev->items, eid));
+        int32_t id = hist_item(m, ev, i, r2i, nr);
         if (id < 0 || id >= m->n_items) continue;
         int type = ev->type[i] < RF_EV_NTYPES ? ev->type[i] : RF_EV_CUSTOM;
         double w = o->type_weight[type];
@@ -401,6 +408,17 @@ int rf_hist_from_events(const rf_model *m, const rf_events *ev, int32_t **items,
     else
         rf_free(tt);
     return 0;
+}
+
+int rf_hist_from_events(const rf_model *m, const rf_events *ev, int32_t **items, float **weights,
+                        int64_t **ts, int32_t *n, rf_err *err) {
+    return hist_build(m, ev, NULL, 0, items, weights, ts, n, err);
+}
+
+int rf_hist_from_rows(const rf_model *m, const rf_events *ev, const int32_t *r2i, int64_t nr,
+                      int32_t **items, float **weights, int64_t **ts, int32_t *n, rf_err *err) {
+    static const int32_t none = -1;
+    return hist_build(m, ev, r2i ? r2i : &none, r2i ? nr : 0, items, weights, ts, n, err);
 }
 
 /* ---- model files ----------------------------------------------------- */

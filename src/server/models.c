@@ -101,6 +101,7 @@ static void snap_free(srv_snap *sn) {
     }
     rf_free(sn->pop_base);
     rf_free(sn->trend_base);
+    rf_free(sn->r2m);
     rf_factor_index_free(&sn->fac_ix);
     rf_free(sn);
 }
@@ -208,6 +209,12 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
         sn->fac.ld <= 1024) {
         if ((rc = rf_factors_index(&sn->fac, &sn->fac_ix, err)) == 0)
             sn->has_fac = 1;
+    }
+    if (rc == 0 && mm && mm->items) { /* row id -> item id, so requests read histories without the join */
+        rf_store *st = NULL;
+        if ((rc = rf_store_open(s->cfg.data_dir, 0, &st, err)) == 0)
+            rc = rf_store_item_rids(st, mm->items, &sn->r2m, &sn->nr2m, err);
+        rf_store_close(st);
     }
     if (rc == 0) {
         sn->pop_m = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;

@@ -205,16 +205,19 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         goto out;
     }
     ctx->ev->n = 0;
-    if (rf_store_user_events(ctx->st, user, ctx->ev, &err) ||
-        rf_hist_from_events(m, ctx->ev, &q->items, &q->weights, &q->ts, &q->nh, &err)) {
+    /* the history by store row id, mapped through the snapshot's r2m */
+    const int32_t *r2m = q->sn->r2m;
+    const int64_t nr2m = q->sn->nr2m;
+    if (rf_store_user_event_rows(ctx->st, user, ctx->ev, &err) ||
+        rf_hist_from_rows(m, ctx->ev, r2m, nr2m, &q->items, &q->weights, &q->ts, &q->nh, &err)) {
         ret = srv_reply_rferr(c, r, &err);
         goto out;
     }
     uint8_t *mask = ctx->mask;
     memset(mask, 0, (size_t)m->n_items);
-    for (int64_t i = 0; i < ctx->ev->n; i++) { /* every item with any event, as the CLI */
-        int32_t e = ctx->ev->item[i];
-        int32_t id = rf_idmap_find(m->items, rf_idmap_str(ctx->ev->items, e), rf_idmap_len(ctx->ev->items, e));
+    for (int64_t i = 0; r2m && i < ctx->ev->n; i++) { /* every item with any event, as the CLI */
+        int32_t rid = ctx->ev->item[i];
+        int32_t id = rid >= 0 && rid < nr2m ? r2m[rid] : -1;
         if (id >= 0 && id < m->n_items) mask[id] = 1;
     }
     if (exclude) mark_ids(m, exclude, mask);

@@ -77,6 +77,8 @@ typedef struct srv_snap {
     int has_fac;        /* the main model is a factor model with fold-in: */
     rf_factors fac;     /* its factors (borrowed from mod[M_MAIN].m), scored by scorer.c */
     rf_factor_index fac_ix; /* its items by decreasing norm */
+    int32_t *r2m;       /* store item row id -> main model item id (-1: not in it), */
+    int64_t nr2m;       /* for row ids < nr2m: a request's history is read by row id */
 } srv_snap;
 
 struct rf_server;

@@ -296,7 +296,8 @@ void rf_store_close(rf_store *s) {
     if (!s) return;
     if (s->db) {
         rf_store_rollback_(s);
-        sqlite3_finalize(s->user_events);
+        sqlite3_finalize(s->user_events[0]);
+        sqlite3_finalize(s->user_events[1]);
         sqlite3_close_v2(s->db);
     }
     rf_free(s->dir);
@@ -575,26 +576,39 @@ fail:
     return rc;
 }
 
-int rf_store_user_events(rf_store *s, const char *user, rf_events *e, rf_err *err) {
-    /* prepared once per connection, reset after each use */
+/* One user's events into e: column 0 is the item's string id (by_rid 0)
+ * or its store row id (1); the statement is prepared once per connection
+ * and reset after each use (the server calls this per request). */
+static int user_rows(rf_store *s, const char *user, rf_events *e, int by_rid, rf_err *err) {
+    static const char *const sql[2] = {
+        "SELECT i.id, e.type, e.value, e.ts FROM events e"
+        " JOIN items i ON i.rid = e.item"
+        " WHERE e.user = (SELECT rid FROM users WHERE id = ?1)"
+        " ORDER BY e.ts, e.item, e.type",
+        /* the same rows in the same order, without the join */
+        "SELECT e.item, e.type, e.value, e.ts FROM events e"
+        " WHERE e.user = (SELECT rid FROM users WHERE id = ?1)"
+        " ORDER BY e.ts, e.item, e.type"};
     int rc = 0;
-    if (!s->user_events &&
-        (rc = rf_store_prepare_(s,
-                                "SELECT i.id, e.type, e.value, e.ts FROM events e"
-                                " JOIN items i ON i.rid = e.item"
-                                " WHERE e.user = (SELECT rid FROM users WHERE id = ?1)"
-                                " ORDER BY e.ts, e.item, e.type",
-                                &s->user_events, err)))
+    if (!s->user_events[by_rid] &&
+        (rc = rf_store_prepare_(s, sql[by_rid], &s->user_events[by_rid], err)))
         return rc;
-    sqlite3_stmt *st = s->user_events;
+    sqlite3_stmt *st = s->user_events[by_rid];
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *item = (const char *)sqlite3_column_text(st, 0);
         int type = sqlite3_column_int(st, 1);
         if (type < 0 || type >= RF_EV_NTYPES) type = RF_EV_CUSTOM;
-        rc = rf_events_push_str(e, user, item ? item : "", type,
-                                (float)sqlite3_column_double(st, 2), sqlite3_column_int64(st, 3));
+        float value = (float)sqlite3_column_double(st, 2);
+        int64_t ts = sqlite3_column_int64(st, 3);
+        if (by_rid) {
+            int64_t rid = sqlite3_column_int64(st, 0);
+            rc = rf_events_push(e, 0, rid >= 0 && rid <= INT32_MAX ? (int32_t)rid : -1, type,
+                                value, ts);
+        } else {
+            const char *item = (const char *)sqlite3_column_text(st, 0);
+            rc = rf_events_push_str(e, user, item ? item : "", type, value, ts);
+        }
         if (rc) {
             sqlite3_reset(st);
             sqlite3_clear_bindings(st);
@@ -604,6 +618,49 @@ int rf_store_user_events(rf_store *s, const char *user, rf_events *e, rf_err *er
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (src != SQLITE_DONE) return rf_store_sqlfail_(s, src, "reading user events", err);
+    return 0;
+}
+
+int rf_store_user_events(rf_store *s, const char *user, rf_events *e, rf_err *err) {
+    return user_rows(s, user, e, 0, err);
+}
+
+int rf_store_user_event_rows(rf_store *s, const char *user, rf_events *e, rf_err *err) {
+    return user_rows(s, user, e, 1, err);
+}
+
+int rf_store_item_rids(rf_store *s, const rf_idmap *ids, int32_t **r2i, int64_t *nr, rf_err *err) {
+    *r2i = NULL;
+    *nr = 0;
+    int64_t max;
+    int rc;
+    if ((rc = pragma_int(s, "SELECT coalesce(max(rid), 0) FROM items", &max, err))) return rc;
+    if (max >= INT32_MAX)
+        return rf_err_set(err, RF_ERANGE, "%s: item row ids reach %lld (at most %d)", s->path,
+                          (long long)max, INT32_MAX - 1);
+    int32_t *map = rf_malloc_array((size_t)max + 1, sizeof *map);
+    if (!map) return rf_err_set(err, RF_ENOMEM, "out of memory mapping %lld item row ids",
+                                (long long)max + 1);
+    memset(map, 0xff, ((size_t)max + 1) * sizeof *map);
+    sqlite3_stmt *st;
+    if ((rc = rf_store_prepare_(s, "SELECT rid, id FROM items WHERE rid <= ?1", &st, err))) {
+        rf_free(map);
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t rid = sqlite3_column_int64(st, 0);
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        if (rid >= 0 && id)
+            map[rid] = rf_idmap_find(ids, id, (size_t)sqlite3_column_bytes(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        rf_free(map);
+        return rf_store_sqlfail_(s, rc, "reading item row ids", err);
+    }
+    *r2i = map;
+    *nr = max + 1;
     return 0;
 }
 

@@ -19,8 +19,9 @@ struct rf_store {
     char *path;    /* DIR/recfuse.db */
     int busy_ms;   /* busy timeout */
     int readonly;  /* opened read-only (write-protected file) */
-    sqlite3_stmt *user_events; /* rf_store_user_events' statement, kept
-                                  prepared (the server calls it per request) */
+    sqlite3_stmt *user_events[2]; /* the statements of rf_store_user_events
+                                     and rf_store_user_event_rows, kept
+                                     prepared (the server reads per request) */
 };
 
 #define RF_STORE_SCHEMA_VERSION 1
