@@ -102,34 +102,28 @@ static void mark_ids(const rf_model *m, const char *list, uint8_t *mask) {
     }
 }
 
-/* A recommend request between its phases (scoring may happen on a
- * scorer thread while the connection is suspended). */
-struct srv_rec {
+/* A recommend request: what its reply needs. */
+typedef struct srv_rec {
     srv_sjob job;
     srv_snap *sn;
     srv_ctx *ctx;
-    char *user;
+    const char *user;
     int k, explain;
     int32_t uid, nh;
     int32_t *items;
     float *weights;
     int64_t *ts;
-};
+} srv_rec;
 
-void srv_rec_free(rf_server *s, srv_rec *q) {
-    if (!q) return;
+static void rec_clear(rf_server *s, srv_rec *q) {
     rf_free(q->items);
     rf_free(q->weights);
     rf_free(q->ts);
-    rf_free(q->user);
     srv_ctx_put(s, q->ctx);
     srv_snap_release(q->sn);
-    rf_free(q);
 }
 
-int srv_rec_done(const srv_rec *q) { return atomic_load(&q->job.done); }
-
-/* Phase 2: explanations and the reply, from q->job.out[0 .. n_out). */
+/* Explanations and the reply, from q->job.out[0 .. n_out). */
 static int rec_reply(struct MHD_Connection *c, srv_req *r, srv_rec *q) {
     const srv_model *sm = &q->sn->mod[M_MAIN];
     const rf_model *m = sm->m;
@@ -168,10 +162,6 @@ static int rec_reply(struct MHD_Connection *c, srv_req *r, srv_rec *q) {
     return srv_reply_json(c, r, 200, j);
 }
 
-int srv_recommend_done(rf_server *s, struct MHD_Connection *c, srv_req *r) {
-    return rec_reply(c, r, r->rec);
-}
-
 int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const char *user) {
     if (srv_check_params(c, r, "k,category,min_price,max_price,in_stock,exclude,explain"))
         return MHD_YES;
@@ -185,11 +175,7 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
     int ret;
     rf_err err;
     rf_err_clear(&err);
-    srv_rec *q = rf_calloc(1, sizeof *q);
-    if (!q || !(q->user = rf_strdup(user))) {
-        rf_free(q);
-        return srv_reply_error(c, r, 500, "internal", "out of memory");
-    }
+    srv_rec rec = {.user = user}, *q = &rec;
     q->k = (int)k;
     q->explain = explain;
     q->sn = srv_snap_acquire(s);
@@ -252,25 +238,15 @@ int srv_get_recommend(rf_server *s, struct MHD_Connection *c, srv_req *r, const 
         }
         if (rc == 1) q->job.m = NULL; /* the scan; else the model's own fallback */
     }
-    /* Rank on a scorer thread (scorer.c) - always for the factor scan,
-     * when one is idle for any other model, else right here; the
-     * connection sleeps meanwhile (suspend before submit: the scorer
-     * resumes it). */
-    if (!q->job.m || srv_scorers_has_idle(&s->scorers)) {
-        q->job.conn = c;
-        r->rec = q;
-        MHD_suspend_connection(c);
-        if (srv_scorers_submit(&s->scorers, &q->job) != 0) {
-            q->job.rc = RF_ESTATE;
-            atomic_store(&q->job.done, 1);
-            MHD_resume_connection(c);
-        }
-        return MHD_YES;
+    /* ranked right here, on the connection's own thread (server.c) */
+    srv_score_job(&q->job);
+    if (!q->job.m) {
+        atomic_fetch_add(&s->fac_lists, 1);
+        atomic_fetch_add(&s->fac_scanned, (uint64_t)q->job.scanned);
     }
-    srv_score_job(&q->job); /* right here: the job a scorer would run */
     ret = rec_reply(c, r, q);
 out:
-    srv_rec_free(s, q);
+    rec_clear(s, q);
     return ret;
 }
 

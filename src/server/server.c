@@ -2,9 +2,9 @@
  * request lifecycle (body accumulation, routing, auth, metrics), JSON
  * replies, per-thread scratch, start and graceful shutdown.
  *
- * DESIGN: libmicrohttpd runs its own thread pool (one epoll loop per
- * thread, cfg.threads of them); read routes run to completion on the
- * pool thread. POST /v1/events is the one asynchronous route: it queues
+ * DESIGN: cfg.threads event loops (libmicrohttpd daemons, one epoll
+ * thread each) are fed connections by one acceptor (listen.c); read
+ * routes, lists included, run to completion on the connection's loop. POST /v1/events is the one asynchronous route: it queues
  * its events for the group-commit writer and suspends the connection, so
  * a pool thread never waits for an fsync (writer.c). Every reply is JSON
  * except /metrics; every error is {"error": {"code", "message"}} with the
@@ -434,7 +434,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (r->batch) return srv_events_done(s, c, r) ? MHD_YES : MHD_NO;
-    if (r->rec) return srv_recommend_done(s, c, r) ? MHD_YES : MHD_NO;
     return dispatch(s, c, r, url, method) == MHD_YES ? MHD_YES : MHD_NO;
 }
 
@@ -449,10 +448,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         while (!atomic_load(&r->batch->done)) usleep(1000);
         srv_batch_free(r->batch);
     }
-    if (r->rec) {
-        while (!srv_rec_done(r->rec)) usleep(1000);
-        srv_rec_free(s, r->rec);
-    }
     if (r->status) srv_metrics_record(&s->metrics, r->route, r->status, rf_mono() - r->t0);
     if (r->counted) atomic_fetch_sub(&s->inflight, 1);
     rf_free(r->body);
@@ -463,8 +458,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* ---- start / stop ----------------------------------------------------------- */
 
 static void server_free_parts(rf_server *s) {
-    if (s->scorers_on) srv_scorers_stop(&s->scorers);
-    s->scorers_on = 0;
+    srv_acceptor_stop(s);
+    srv_loops_stop(s);
     srv_writer_stop(s->writer);
     s->writer = NULL;
     srv_snap_release(s->snap);
@@ -495,6 +490,7 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     rf_server *s = rf_calloc(1, sizeof *s);
     if (!s) return rf_err_set(err, RF_ENOMEM, "out of memory");
     s->cfg = *cfg;
+    s->lfd = -1;
     if (s->cfg.threads < 1) s->cfg.threads = 1;
     s->started_at = rf_now();
     pthread_mutex_init(&s->wlock, NULL);
@@ -504,53 +500,18 @@ int rf_server_start(const rf_server_config *cfg, rf_server **out, rf_err *err) {
     pthread_mutex_init(&s->ctx_lock, NULL);
     pthread_mutex_init(&s->watch_mu, NULL);
     pthread_cond_init(&s->watch_cv, NULL);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Requests run in parallel with each other: BLAS calls inside one
      * request (model scoring) stay on one thread (process-wide setting). */
     openblas_set_num_threads(1);
     int rc;
-    struct addrinfo hints = {0}, *ai = NULL;
     if ((rc = rf_store_open(s->cfg.data_dir, 0, &s->st, err))) goto fail;
     if ((rc = srv_live_init(&s->live, s->st, err))) goto fail;
     if ((rc = srv_reload(s, 0, NULL, err))) goto fail;
     if ((rc = srv_writer_start(s, &s->writer, err))) goto fail;
-    if ((rc = srv_scorers_start(&s->scorers, ncpu > 0 ? (int)ncpu : 1, err))) goto fail;
-    s->scorers_on = 1;
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->cfg.port);
-    int gai = getaddrinfo(s->cfg.host, port, &hints, &ai);
-    if (gai != 0 || !ai) {
-        rc = rf_err_set(err, RF_EINVAL, "listen: cannot resolve '%s': %s", s->cfg.host,
-                        gai_strerror(gai));
-        goto fail;
-    }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    s->d = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                            MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!s->d) {
-        rc = rf_err_set(err, RF_EIO, "cannot listen on %s:%d (address in use or not available)",
-                        s->cfg.host, s->cfg.port);
-        goto fail;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : s->cfg.port;
-    if ((rc = srv_watch_start(s, err))) {
-        MHD_stop_daemon(s->d);
-        s->d = NULL;
-        goto fail;
-    }
+    if ((rc = srv_loops_start(s, on_request, on_completed, err))) goto fail;
+    if ((rc = srv_listen_open(s, err))) goto fail;
+    if ((rc = srv_acceptor_start(s, err))) goto fail;
+    if ((rc = srv_watch_start(s, err))) goto fail;
     *out = s;
     return 0;
 fail:
@@ -565,21 +526,17 @@ void rf_server_shutdown(rf_server *s, int grace_ms) {
     if (!s || s->shut) return;
     s->shut = 1;
     atomic_store(&s->stopping, 1);
-    MHD_socket fd = MHD_quiesce_daemon(s->d); /* stop accepting */
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    srv_acceptor_stop(s); /* stop accepting */
     double t0 = rf_mono();
     /* Requests in flight finish (events posts included: the writer still runs). */
     while (atomic_load(&s->inflight) > 0 && (rf_mono() - t0) * 1000 < grace_ms) usleep(2000);
     int left = atomic_load(&s->inflight);
-    if (s->scorers_on) srv_scorers_stop(&s->scorers); /* scores anything still queued */
-    s->scorers_on = 0;
     srv_writer_stop(s->writer); /* commits anything still queued */
     s->writer = NULL;
-    MHD_stop_daemon(s->d);
-    s->d = NULL;
+    srv_loops_stop(s);
     srv_watch_stop(s);
     rf_log(RF_LOG_INFO, "serve.stopped", "unfinished=%d factor_lists=%llu items_scored=%llu", left,
-           (unsigned long long)s->scorers.jobs, (unsigned long long)s->scorers.scanned);
+           (unsigned long long)s->fac_lists, (unsigned long long)s->fac_scanned);
 }
 
 void rf_server_free(rf_server *s) {

@@ -1,6 +1,6 @@
 /* srv_int.h - what the server's files share: the served-model snapshot
  * (models.c), the live state (live.c), the event writer (writer.c), the
- * factor-model scorers (scorer.c), metrics (metrics.c), keys and config
+ * ranking of one list (scorer.c), metrics (metrics.c), keys and config
  * (auth.c), request contexts and JSON replies (server.c, routes_*.c).
  * Nothing outside src/server (and its unit test) includes it. */
 #ifndef RF_SRV_INT_H
@@ -199,14 +199,13 @@ void srv_writer_poke(srv_writer *w);
 void srv_writer_stop(srv_writer *w);
 void srv_batch_free(srv_batch *b);
 
-/* ---- scoring of factor models (scorer.c) ------------------------------ */
+/* ---- ranking one list (scorer.c) --------------------------------------- */
 
-/* One user's list to score: the exact top k of f->items . vec, skipping
- * mask, by a scan in decreasing item-norm order (perm, norms) that stops
- * when |vec| * norm cannot beat the k-th score; conn is resumed once done. */
+/* One user's list: the exact top k of f->items . vec skipping mask, by a
+ * scan in decreasing item-norm order (ix) that stops when |vec| * norm
+ * cannot beat the k-th score (m NULL), or the model m's
+ * rf_model_recommend for (user, h) with scratch `scores`. */
 typedef struct srv_sjob {
-    /* a factor model's pruned scan (m NULL), or the model m's
-     * rf_model_recommend for (user, h) with scratch `scores` */
     const rf_factors *f;
     const rf_factor_index *ix; /* its items by decreasing norm */
     const float *vec;    /* f->ld floats, zero beyond f->dim */
@@ -220,41 +219,9 @@ typedef struct srv_sjob {
     int n_out, rc;
     rf_err err;          /* rc's message (model jobs) */
     int64_t scanned;     /* items scored */
-    struct MHD_Connection *conn;
-    _Atomic int done;
-    struct srv_sjob *next;
 } srv_sjob;
-/* Scorer threads taking queued jobs. */
-#define SRV_SCORERS_MAX 64
-typedef struct srv_scorers {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    srv_sjob *head, *tail;
-    int nthreads, stop, inited;
-    int idle, queued;    /* threads waiting for a job; jobs not yet taken */
-    pthread_t thr[SRV_SCORERS_MAX];
-    _Atomic uint64_t jobs, scanned; /* factor-model lists, items they scored */
-} srv_scorers;
-int srv_scorers_start(srv_scorers *b, int threads, rf_err *err);
-/* Queue a job; RF_ESTATE once stopping. */
-int srv_scorers_submit(srv_scorers *b, srv_sjob *job);
-/* 1 if a scorer thread is waiting with no job queued for it (a hint: the
- * answer may change right after). */
-int srv_scorers_has_idle(srv_scorers *b);
-/* Run job q on the calling thread: the pruned factor scan (q->m NULL) or
- * q->m's rf_model_recommend; sets q->n_out, q->rc and q->err (what a
- * scorer thread does with a submitted job, without the hand-off). */
+/* Run job q on the calling thread; sets q->n_out, q->rc and q->err. */
 void srv_score_job(srv_sjob *q);
-/* Score everything queued, then stop the threads. Idempotent. */
-void srv_scorers_stop(srv_scorers *b);
-
-/* A recommend request in progress (routes_read.c). */
-typedef struct srv_rec srv_rec;
-int srv_rec_done(const srv_rec *q);
-struct rf_server;
-struct srv_req;
-void srv_rec_free(struct rf_server *s, srv_rec *q);
-int srv_recommend_done(struct rf_server *s, struct MHD_Connection *c, struct srv_req *r);
 
 /* ---- the server ------------------------------------------------------ */
 
@@ -271,9 +238,22 @@ typedef struct srv_ctx {
     struct srv_ctx *next;
 } srv_ctx;
 
+/* An event loop (listen.c): a libmicrohttpd daemon with its own thread. */
+#define SRV_LOOPS_MAX 256
+typedef struct srv_loop {
+    struct MHD_Daemon *d;
+    _Atomic int conns;   /* open connections */
+    _Atomic int pending; /* handed over by the acceptor, not yet started */
+} srv_loop;
+
 struct rf_server {
     rf_server_config cfg;
-    struct MHD_Daemon *d;
+    srv_loop loops[SRV_LOOPS_MAX];
+    int nloops;
+    int lfd;              /* the listening socket (-1: closed) */
+    int acc_wake[2];      /* a byte in it stops the acceptor */
+    pthread_t acc_thr;
+    int acc_on;
     int port;
     rf_store *st;         /* for item/user writes (serialised by wlock) */
     pthread_mutex_t wlock;
@@ -281,8 +261,7 @@ struct rf_server {
     _Atomic int replay_pending; /* a snapshot was published: the writer replays */
     srv_live live;
     srv_metrics metrics;
-    srv_scorers scorers;
-    int scorers_on;
+    _Atomic uint64_t fac_lists, fac_scanned; /* factor-model scans, items they scored */
     /* snapshot */
     pthread_mutex_t snap_lock;
     srv_snap *snap;
@@ -310,6 +289,15 @@ struct rf_server {
     int64_t started_at;
 };
 
+/* listen.c: open the listening socket (sets lfd, port); start/stop the
+ * event loops; start/stop the acceptor (stop also closes the socket). */
+int srv_listen_open(struct rf_server *s, rf_err *err);
+int srv_loops_start(struct rf_server *s, MHD_AccessHandlerCallback on_request,
+                    MHD_RequestCompletedCallback on_completed, rf_err *err);
+void srv_loops_stop(struct rf_server *s);
+int srv_acceptor_start(struct rf_server *s, rf_err *err);
+void srv_acceptor_stop(struct rf_server *s);
+
 srv_ctx *srv_ctx_get(struct rf_server *s, rf_err *err);
 void srv_ctx_put(struct rf_server *s, srv_ctx *c);
 /* Grow c's buffers to hold n entries. */
@@ -325,7 +313,6 @@ struct srv_req {
     size_t len, cap;
     int too_big;
     srv_batch *batch;   /* POST /v1/events waiting for its commit */
-    srv_rec *rec;       /* GET /v1/recommend waiting for its batch */
     int counted;        /* counted in inflight */
 };
 
