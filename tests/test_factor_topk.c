@@ -2,7 +2,7 @@
  * (factors.h, src/models/factor_topk.c): against a brute-force oracle in
  * double, bit-identical to rf_topk_select over rf_factors_score_all, and
  * its edge cases (ties, masks, k above the unmasked count, negative
- * scores). */
+ * scores, flat scores that only the 8-bit pass can prune). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,11 +204,75 @@ static void test_pruned_equals_full(void **state) {
     }
 }
 
+/* Flat scores - items of equal norm, a small vector nearly orthogonal to
+ * them all, so the norm bound prunes nothing and the 8-bit pass must
+ * decide - plus near-ties (rows differing in one low bit), exact ties
+ * (duplicate rows) and a row with a NaN: still exactly rf_topk_select
+ * over rf_factors_score_all. */
+static void test_pruned_flat_and_ties(void **state) {
+    (void)state;
+    rf_rng g;
+    rf_rng_seed(&g, 23);
+    const int32_t n_items = 4000;
+    const int dims[] = {8, 24, 128};
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+        int dim = dims[di], ld = (dim + 7) / 8 * 8;
+        float *items = calloc((size_t)n_items * ld, sizeof *items);
+        for (int32_t i = 0; i < n_items; i++) {
+            float *y = items + (size_t)i * ld;
+            double nn = 0;
+            for (int d = 0; d < dim; d++) {
+                y[d] = (float)rf_rng_normal(&g);
+                nn += (double)y[d] * y[d];
+            }
+            for (int d = 0; d < dim; d++) y[d] = (float)(y[d] / sqrt(nn)); /* unit norm */
+        }
+        for (int32_t i = 0; i < 40; i++) { /* exact duplicates and one-ulp neighbours */
+            float *dst = items + (size_t)(n_items - 1 - i) * ld;
+            memcpy(dst, items + (size_t)(i * 13) * ld, (size_t)ld * sizeof *dst);
+            if (i % 2) dst[0] = nextafterf(dst[0], INFINITY);
+        }
+        items[(size_t)(n_items / 3) * ld + dim - 1] = NAN;
+        rf_factors f = {0, n_items, dim, ld, NULL, items};
+        rf_factor_index ix;
+        assert_int_equal(rf_factors_index(&f, &ix, NULL), 0);
+        float *full = malloc((size_t)n_items * sizeof *full);
+        float *vec = calloc((size_t)ld, sizeof *vec);
+        uint8_t *mask = calloc((size_t)n_items, 1);
+        rf_scored a[300], b[300];
+        for (int trial = 0; trial < 12; trial++) {
+            double scale = trial % 3 == 0 ? 1e-6 : trial % 3 == 1 ? 1e-2 : 10;
+            for (int d = 0; d < dim; d++) vec[d] = (float)(rf_rng_normal(&g) * scale);
+            if (trial == 11) /* the direction of one item: a clear winner and its twins */
+                for (int d = 0; d < dim; d++) vec[d] = items[(size_t)13 * ld + d];
+            for (int32_t i = 0; i < n_items; i++) mask[i] = rf_rng_uniform(&g) < 0.2;
+            rf_factors_score_all(&f, vec, full);
+            const int ks[] = {1, 10, 300};
+            for (int ki = 0; ki < 3; ki++) {
+                const uint8_t *mk = trial % 2 ? mask : NULL;
+                int na = rf_factors_topk_pruned(&f, &ix, vec, mk, ks[ki], a, NULL);
+                int nb = rf_topk_select(full, n_items, ks[ki], mk, b);
+                assert_int_equal(na, nb);
+                for (int x = 0; x < na; x++) {
+                    assert_int_equal(a[x].id, b[x].id);
+                    assert_memory_equal(&a[x].score, &b[x].score, sizeof(float));
+                }
+            }
+        }
+        free(items);
+        free(full);
+        free(vec);
+        free(mask);
+        rf_factor_index_free(&ix);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pruned_vs_brute),
         cmocka_unit_test(test_pruned_equals_full),
         cmocka_unit_test(test_pruned_edges),
+        cmocka_unit_test(test_pruned_flat_and_ties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

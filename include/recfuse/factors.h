@@ -84,6 +84,10 @@ typedef struct rf_factor_index {
     int32_t *perm;
     float *norms;
     float *items;
+    /* 8-bit copies of the rows in the same order (factor_topk.c): row p is
+     * about qscale[p] * q8[p * ld ..], |row - that| <= qerr[p] */
+    int8_t *q8;
+    float *qscale, *qerr;
 } rf_factor_index;
 
 /* Build ix for f (owned by ix: rf_factor_index_free). RF_ENOMEM. */
