@@ -233,8 +233,8 @@ total=$(cat "$T"/conc.* | wc -l); okc=$(cat "$T"/conc.* | grep -c '^200$')
 n=$(sqlite3 "$D/recfuse.db" "SELECT count(DISTINCT u.id||'/'||e.ts||'/'||e.item) FROM events e JOIN users u ON u.rid=e.user WHERE u.id LIKE 'w_' AND e.ts BETWEEN 1700000001 AND 1700000020")
 [ "$n" -ge 100 ] && ok "concurrency: concurrent posts stored ($n distinct)" || bad "concurrent posts: $n"
 
-# concurrent recommends go through the scorer threads (pruned scan): the
-# lists are those of the batch CLI
+# concurrent recommends (the pruned scan, on the event loops): the lists
+# are those of the batch CLI
 seq 3 42 | sed 's/^/u/' > "$T/users.txt"
 "$BIN" recommend --quiet --data "$D" --users "$T/users.txt" --k 10 --model ials > "$T/cli.tsv"
 for w in 1 2 3; do
@@ -246,6 +246,26 @@ wait_jobs
 same=0; for w in 1 2 3; do cmp -s "$T/srv.$w" "$T/cli.tsv" && same=$((same + 1)); done
 [ $same = 3 ] && ok "concurrency: 3 clients x 40 users, lists equal 'recfuse recommend'" \
   || { diff "$T/srv.1" "$T/cli.tsv" | head -5; bad "concurrent lists differ ($same of 3 equal)"; }
+
+# ---- connections spread over the event loops (listen.c) ----------------------
+# 8 keep-alive connections held open by this shell, plus the curl asking for
+# /metrics: the 4 loops hold 3,2,2,2 - never one loop with most of them
+fds=()
+for i in 1 2 3 4 5 6 7 8; do
+  exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+  printf 'GET /health HTTP/1.1\r\nHost: t\r\n\r\n' >&"$fd"
+  read -r -t 5 line <&"$fd"
+  fds+=("$fd")
+done
+spread=
+for _ in $(seq 1 40); do
+  spread=$(curl -s "$URL/metrics" | sed -n 's/^recfuse_http_connections{loop="[0-9]*"} //p' | sort -n | tr '\n' ' ')
+  [ "$spread" = "2 2 2 3 " ] && break
+  sleep 0.05
+done
+[ "$spread" = "2 2 2 3 " ] && ok "connections: 9 open spread over 4 loops as 2,2,2,3" \
+  || bad "connections per loop: '$spread' (want 2 2 2 3)"
+for fd in "${fds[@]}"; do exec {fd}>&-; done
 
 # ---- SIGTERM during a stream of posts: every acknowledged post stored, exit 0 --
 ( for i in $(seq 1 400); do

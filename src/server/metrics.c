@@ -85,7 +85,7 @@ static void status_label(int si, char *out, size_t size) {
 }
 
 char *srv_metrics_render(const srv_metrics *m, const srv_snap *snap, int64_t queue_len,
-                         size_t *len) {
+                         const int *conns, int nloops, size_t *len) {
     buf b = {rf_malloc(16384), 0, 16384, 0};
     if (!b.p) return NULL;
     put(&b, "# HELP recfuse_http_requests_total HTTP requests by route and status.\n"
@@ -155,6 +155,10 @@ char *srv_metrics_render(const srv_metrics *m, const srv_snap *snap, int64_t que
         (unsigned long long)ld(&m->commits), (long long)queue_len,
         (unsigned long long)ld(&m->events_replayed), (unsigned long long)ld(&m->reloads), (unsigned long long)ld(&m->reload_failures),
         (unsigned long long)ld(&m->retrains), (unsigned long long)ld(&m->retrain_failures));
+    put(&b, "# HELP recfuse_http_connections Open connections of each HTTP event loop.\n"
+            "# TYPE recfuse_http_connections gauge\n");
+    for (int i = 0; i < nloops; i++)
+        put(&b, "recfuse_http_connections{loop=\"%d\"} %d\n", i, conns[i]);
     put(&b, "# HELP recfuse_model_info The model serving each role (value: snapshot version).\n"
             "# TYPE recfuse_model_info gauge\n");
     static const char *const roles[M_NROLES] = {"recommend", "similar", "bought_together",

@@ -517,7 +517,10 @@ int srv_get_metrics(rf_server *s, struct MHD_Connection *c, srv_req *r) {
     if (srv_check_params(c, r, "")) return MHD_YES;
     srv_snap *sn = srv_snap_acquire(s);
     size_t len = 0;
-    char *body = srv_metrics_render(&s->metrics, sn, s->writer ? srv_writer_queued(s->writer) : 0, &len);
+    int conns[SRV_LOOPS_MAX];
+    for (int i = 0; i < s->nloops; i++) conns[i] = atomic_load(&s->loops[i].conns);
+    char *body = srv_metrics_render(&s->metrics, sn, s->writer ? srv_writer_queued(s->writer) : 0,
+                                    conns, s->nloops, &len);
     srv_snap_release(sn);
     if (!body) return srv_reply_error(c, r, 500, "internal", "out of memory");
     return srv_reply_text(c, r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, 0);

@@ -36,10 +36,11 @@ typedef struct srv_metrics {
         retrains, retrain_failures, events_replayed;
 } srv_metrics;
 void srv_metrics_record(srv_metrics *m, srv_route r, int status, double seconds);
-/* Prometheus text of m plus the model gauges; allocated (rf_free). */
+/* Prometheus text of m plus the model gauges and the open connections of
+ * each of the nloops event loops (conns); allocated (rf_free). */
 struct srv_snap;
 char *srv_metrics_render(const srv_metrics *m, const struct srv_snap *snap, int64_t queue_len,
-                         size_t *len);
+                         const int *conns, int nloops, size_t *len);
 
 /* ---- the served models (models.c) ------------------------------------ */
 
