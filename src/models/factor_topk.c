@@ -306,7 +306,7 @@ int rf_factors_topk_pruned(const rf_factors *f, const rf_factor_index *ix, const
     rf_topk t;
     rf_topk_init(&t, out, k);
     float rows[BLOCK * 256], s[BLOCK];
-    const int per = ld <= 256 ? BLOCK * 256 / ld : 0;
+    const int per = ld <= 256 ? BLOCK : 0; /* rows[] holds BLOCK rows of up to 256 */
     for (int32_t b = 0; b < nc; b += per > 0 ? per : 1) {
         if (per == 0) { /* rows too long to copy: one at a time in place */
             rf_factors one = {0, 1, ld, ld, NULL, ix->items + (size_t)c[b].p * ld};
