@@ -98,9 +98,16 @@ static void test_pruned_vs_brute(void **state) {
         rf_factor_index ix;
         assert_int_equal(rf_factors_index(&f, &ix, NULL), 0);
         for (int32_t p = 1; p < n_items; p++) assert_true(ix.norms[p - 1] >= ix.norms[p]);
-        for (int32_t p = 0; p < n_items; p++) /* the rows, copied in norm order */
-            assert_memory_equal(ix.items + (size_t)p * ld, items + (size_t)ix.perm[p] * ld,
-                                (size_t)ld * sizeof(float));
+        for (int32_t p = 0; p < n_items; p++) { /* 8-bit rows in norm order, error bounded */
+            const float *y = items + (size_t)ix.perm[p] * ld;
+            double e = 0;
+            for (int d = 0; d < ld; d++) {
+                double diff = (double)y[d] - (double)ix.qscale[p] * ix.q8[(size_t)p * ld + d];
+                e += diff * diff;
+            }
+            assert_true(sqrt(e) <= ix.qerr[p]);
+            assert_true(ix.qerr[p] <= 0.01 * ix.norms[p] + 1e-6);
+        }
         uint8_t *mask = calloc((size_t)n_items, 1);
         float vec[40] = {0};
         int64_t total_scanned = 0, cases = 0;

@@ -76,14 +76,14 @@ void rf_factors_score_items(const rf_factors *f, const float *vec, const int32_t
 /* The norm order of a model's items, computed once per model by
  * rf_factors_index: ids by decreasing |v_i| (ties by the smaller id; a NaN
  * norm counts as +inf, so such an item is always scanned), their norms,
- * and a copy of the item vectors in that order (so a scan reads memory
- * front to back: n_items x ld floats, as much as the model's own items). */
+ * and 8-bit copies of the item vectors in that order (so a scan reads
+ * memory front to back: n_items x ld bytes, a quarter of the model's own
+ * items; the exact scores come from the model's rows, f). */
 typedef struct rf_factor_index {
     int32_t n_items;
     int ld;
     int32_t *perm;
     float *norms;
-    float *items;
     /* 8-bit copies of the rows in the same order (factor_topk.c): row p is
      * about qscale[p] * q8[p * ld ..], |row - that| <= qerr[p] */
     int8_t *q8;

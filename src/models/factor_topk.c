@@ -33,7 +33,6 @@ void rf_factor_index_free(rf_factor_index *ix) {
     if (!ix) return;
     rf_free(ix->perm);
     rf_free(ix->norms);
-    rf_free(ix->items);
     rf_free(ix->q8);
     rf_free(ix->qscale);
     rf_free(ix->qerr);
@@ -43,7 +42,7 @@ void rf_factor_index_free(rf_factor_index *ix) {
 /* The 8-bit rows of ix (in its order): q8 = round(v / scale) with scale =
  * max |v_d| / 127, and qerr = |v - scale q8| rounded up; a row with a
  * non-finite entry gets qerr = inf (always scored exactly). */
-static int quantize(rf_factor_index *ix, rf_err *err) {
+static int quantize(rf_factor_index *ix, const rf_factors *f, rf_err *err) {
     const size_t n = (size_t)ix->n_items + 1, ld = (size_t)ix->ld;
     ix->q8 = rf_malloc_array(n, ld);
     ix->qscale = rf_malloc_array(n, sizeof *ix->qscale);
@@ -53,7 +52,7 @@ static int quantize(rf_factor_index *ix, rf_err *err) {
         return rf_err_set(err, RF_ENOMEM, "factor index: out of memory");
     }
     for (int32_t p = 0; p < ix->n_items; p++) {
-        const float *y = ix->items + (size_t)p * ld;
+        const float *y = f->items + (size_t)ix->perm[p] * ld;
         int8_t *q = ix->q8 + (size_t)p * ld;
         float m = 0;
         int finite = 1;
@@ -81,12 +80,10 @@ int rf_factors_index(const rf_factors *f, rf_factor_index *ix, rf_err *err) {
     float *nv = rf_malloc_array(n, sizeof *nv);
     rf_scored *t = rf_malloc_array(n, sizeof *t);
     int32_t *p = rf_malloc_array(n, sizeof *p);
-    float *v = rf_malloc_array(n * (size_t)f->ld, sizeof *v);
-    if (!t || !p || !nv || !v) {
+    if (!t || !p || !nv) {
         rf_free(t);
         rf_free(p);
         rf_free(nv);
-        rf_free(v);
         return rf_err_set(err, RF_ENOMEM, "factor index: out of memory");
     }
     for (int32_t i = 0; i < f->n_items; i++) {
@@ -101,12 +98,10 @@ int rf_factors_index(const rf_factors *f, rf_factor_index *ix, rf_err *err) {
     for (int32_t i = 0; i < m; i++) {
         p[i] = t[i].id;
         nv[i] = t[i].score;
-        memcpy(v + (size_t)i * f->ld, f->items + (size_t)t[i].id * f->ld,
-               (size_t)f->ld * sizeof *v);
     }
     rf_free(t);
-    *ix = (rf_factor_index){f->n_items, f->ld, p, nv, v, NULL, NULL, NULL};
-    return quantize(ix, err);
+    *ix = (rf_factor_index){f->n_items, f->ld, p, nv, NULL, NULL, NULL};
+    return quantize(ix, f, err);
 }
 
 #define BLOCK 32 /* items scored per bound check */
@@ -127,10 +122,7 @@ static int topk_float(const rf_factors *f, const rf_factor_index *ix, const floa
             if (bound * (1 + 1e-4) + 1e-12 < kth) break;
         }
         int32_t nb = ix->n_items - p < BLOCK ? ix->n_items - p : BLOCK;
-        /* the block's rows, contiguous in ix: score_all's kernel on them
-         * (the vector is already padded: a view with dim = ld) */
-        rf_factors blk = {0, nb, ix->ld, ix->ld, NULL, ix->items + (size_t)p * ix->ld};
-        rf_factors_score_all(&blk, vec, s);
+        rf_factors_score_items(f, vec, ix->perm + p, nb, s);
         n += nb;
         for (int32_t q = 0; q < nb; q++) {
             int32_t i = ix->perm[p + q];
@@ -302,25 +294,16 @@ int rf_factors_topk_pruned(const rf_factors *f, const rf_factor_index *ix, const
         }
     }
     nc = prune(c, nc, tau);
-    /* the survivors scored exactly, a block of copied rows at a time */
+    /* the survivors scored exactly (score_all's kernel, row by row) */
     rf_topk t;
     rf_topk_init(&t, out, k);
-    float rows[BLOCK * 256], s[BLOCK];
-    const int per = ld <= 256 ? BLOCK : 0; /* rows[] holds BLOCK rows of up to 256 */
-    for (int32_t b = 0; b < nc; b += per > 0 ? per : 1) {
-        if (per == 0) { /* rows too long to copy: one at a time in place */
-            rf_factors one = {0, 1, ld, ld, NULL, ix->items + (size_t)c[b].p * ld};
-            rf_factors_score_all(&one, vec, s);
-            rf_topk_push(&t, ix->perm[c[b].p], s[0]);
-            continue;
-        }
-        int32_t m = nc - b < per ? nc - b : per;
-        for (int32_t q = 0; q < m; q++)
-            memcpy(rows + (size_t)q * ld, ix->items + (size_t)c[b + q].p * ld,
-                   (size_t)ld * sizeof *rows);
-        rf_factors blk = {0, m, ld, ld, NULL, rows};
-        rf_factors_score_all(&blk, vec, s);
-        for (int32_t q = 0; q < m; q++) rf_topk_push(&t, ix->perm[c[b + q].p], s[q]);
+    int32_t ids[BLOCK];
+    float s[BLOCK];
+    for (int32_t b = 0; b < nc; b += BLOCK) {
+        int32_t m = nc - b < BLOCK ? nc - b : BLOCK;
+        for (int32_t q = 0; q < m; q++) ids[q] = ix->perm[c[b + q].p];
+        rf_factors_score_items(f, vec, ids, m, s);
+        for (int32_t q = 0; q < m; q++) rf_topk_push(&t, ids[q], s[q]);
     }
     rf_free(lbuf);
     rf_free(c);
