@@ -165,6 +165,21 @@ static void test_pruned_edges(void **state) {
     rf_factor_index_free(&ix);
 }
 
+/* rf_factors_topk_pruned's top k equals rf_topk_select's over `full`
+ * (rf_factors_score_all's vector): same ids, same float scores. a and b
+ * are scratch of k entries. */
+static void same_as_full(const rf_factors *f, const rf_factor_index *ix, const float *vec,
+                         const uint8_t *mask, int k, const float *full, rf_scored *a,
+                         rf_scored *b) {
+    int na = rf_factors_topk_pruned(f, ix, vec, mask, k, a, NULL);
+    int nb = rf_topk_select(full, f->n_items, k, mask, b);
+    assert_int_equal(na, nb);
+    for (int x = 0; x < na; x++) {
+        assert_int_equal(a[x].id, b[x].id);
+        assert_memory_equal(&a[x].score, &b[x].score, sizeof(float));
+    }
+}
+
 /* The pruned scan returns exactly what rf_topk_select finds in the full
  * score vector of rf_factors_score_all: same ids, same float scores. */
 static void test_pruned_equals_full(void **state) {
@@ -188,15 +203,7 @@ static void test_pruned_equals_full(void **state) {
             for (int32_t i = 0; i < n_items; i++) mask[i] = rf_rng_uniform(&g) < 0.05;
             rf_factors_score_all(&f, vec, full);
             const int ks[] = {1, 50, 200};
-            for (int ki = 0; ki < 3; ki++) {
-                int na = rf_factors_topk_pruned(&f, &ix, vec, mask, ks[ki], a, NULL);
-                int nb = rf_topk_select(full, n_items, ks[ki], mask, b);
-                assert_int_equal(na, nb);
-                for (int x = 0; x < na; x++) {
-                    assert_int_equal(a[x].id, b[x].id);
-                    assert_memory_equal(&a[x].score, &b[x].score, sizeof(float));
-                }
-            }
+            for (int ki = 0; ki < 3; ki++) same_as_full(&f, &ix, vec, mask, ks[ki], full, a, b);
             /* rf_factors_score_items: the same floats as the full vector */
             int32_t some[3] = {0, n_items / 2, n_items - 1};
             float s3[3];
@@ -255,16 +262,8 @@ static void test_pruned_flat_and_ties(void **state) {
             for (int32_t i = 0; i < n_items; i++) mask[i] = rf_rng_uniform(&g) < 0.2;
             rf_factors_score_all(&f, vec, full);
             const int ks[] = {1, 10, 300};
-            for (int ki = 0; ki < 3; ki++) {
-                const uint8_t *mk = trial % 2 ? mask : NULL;
-                int na = rf_factors_topk_pruned(&f, &ix, vec, mk, ks[ki], a, NULL);
-                int nb = rf_topk_select(full, n_items, ks[ki], mk, b);
-                assert_int_equal(na, nb);
-                for (int x = 0; x < na; x++) {
-                    assert_int_equal(a[x].id, b[x].id);
-                    assert_memory_equal(&a[x].score, &b[x].score, sizeof(float));
-                }
-            }
+            for (int ki = 0; ki < 3; ki++)
+                same_as_full(&f, &ix, vec, trial % 2 ? mask : NULL, ks[ki], full, a, b);
         }
         free(items);
         free(full);
