@@ -45,7 +45,7 @@ static void usage(FILE *out) {
             "  --retrain-every D       retrain in the background every D (90s, 15m, 1h, 1d) by\n"
             "                          running `recfuse train` as a child process, then reload\n"
             "  --max-body BYTES        largest request body (default 8M)\n"
-            "  --threads N             HTTP worker threads (default: all cores)\n"
+            "  --threads N             HTTP event loops, one thread each (default: all cores)\n"
             "  --watch-ms MS           poll model files every MS ms and reload changed ones\n"
             "                          (default 1000; 0: only POST /v1/admin/reload)\n");
 }

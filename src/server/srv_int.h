@@ -240,7 +240,7 @@ typedef struct srv_ctx {
 } srv_ctx;
 
 /* An event loop (listen.c): a libmicrohttpd daemon with its own thread. */
-#define SRV_LOOPS_MAX 256
+#define SRV_LOOPS_MAX 1024 /* the range --threads accepts */
 typedef struct srv_loop {
     struct MHD_Daemon *d;
     _Atomic int conns;   /* open connections */
