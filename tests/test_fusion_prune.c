@@ -176,7 +176,7 @@ static void same_lists(rf_model *m, rf_rng *g, int32_t user, const rf_hist *h, f
     static const int ks[] = {1, 3, 10, 57, 400, NI};
     for (int kind = 0; kind < 6; kind++) {
         random_filter(g, kind, ex);
-        rf_filter flt = {kind ? ex : NULL};
+        rf_filter flt = {.exclude = kind ? ex : NULL};
         for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
             int k = ks[q];
             int nr = rf_topk_select(sc, NI, k, flt.exclude, ref);

@@ -388,7 +388,7 @@ static void test_recommend_contract(void **state) {
     int32_t ni = f->d.n_items;
     uint8_t *ex = calloc((size_t)ni, 1);
     for (int32_t j = 0; j < ni; j += 7) ex[j] = 1;
-    rf_filter filt = {ex};
+    rf_filter filt = {.exclude = ex};
     float *scratch = malloc((size_t)ni * sizeof *scratch), *s = malloc((size_t)ni * sizeof *s);
     rf_scored *out = malloc((size_t)(ni + 5) * sizeof *out);
     for (int mi = 0; all_models[mi]; mi++) {
