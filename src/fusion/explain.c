@@ -192,15 +192,7 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
     /* a history item among them: explain it as a repeat candidate */
     int32_t n_rep = 0;
     for (int32_t q = 0; q < n; q++) n_rep += in_hist(h, items[q]);
-    if (n_rep == 0) {
-        rc = fu_cands_build(c, f, user, h, err);
-    } else {
-        int64_t need = (int64_t)h->n;
-        for (int k = 0; k < f->n_ch; k++) need += f->cand[k];
-        rc = need > INT32_MAX || fu_scratch_reserve(f, w, (int32_t)need)
-                 ? rf_err_set(err, RF_ENOMEM, "out of memory")
-                 : fu_cands_build_hist(c, f, user, h, NULL, err);
-    }
+    rc = n_rep ? fu_build_hist(f, w, user, h, NULL, err) : fu_cands_build(c, f, user, h, err);
     if (rc) goto out;
     float *x = w->x;
     fu_features(f, &f->side, c, user, h, x);

@@ -307,6 +307,10 @@ void fu_pool_free(fu_impl *f);
 /* Full fused scores of user (h) into out (n_items), using scratch w. */
 int fu_score_user(const rf_model *m, fu_scratch *w, int32_t user, const rf_hist *h, float *out,
                   struct rf_err *err);
+/* fu_cands_build_hist into w->c after making room in w for every
+ * history item (fu_scratch_reserve): RF_ENOMEM, or as the build. */
+int fu_build_hist(const fu_impl *f, fu_scratch *w, int32_t user, const rf_hist *h,
+                  const uint8_t *exclude, struct rf_err *err);
 /* Final scores of c's candidates into s (c->n); x scratch rows. */
 void fu_rank_cands(const fu_impl *f, const fu_cands *c, int32_t user, const rf_hist *h, float *x,
                    float *s);

@@ -76,6 +76,15 @@ int fu_score_user(const rf_model *m, fu_scratch *w, int32_t user, const rf_hist 
     return 0;
 }
 
+int fu_build_hist(const fu_impl *f, fu_scratch *w, int32_t user, const rf_hist *h,
+                  const uint8_t *exclude, rf_err *err) {
+    int64_t need = (int64_t)h->n;
+    for (int k = 0; k < f->n_ch; k++) need += f->cand[k];
+    if (need > INT32_MAX || fu_scratch_reserve(f, w, (int32_t)need))
+        return rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
+    return fu_cands_build_hist(&w->c, f, user, h, exclude, err);
+}
+
 /* Cold user: the list of the channel score_all falls back to (the pop
  * channel, else the first), from its precomputed order when it has one. */
 static int cold_recommend(const rf_model *m, const rf_hist *h, int k, const uint8_t *exclude,
@@ -99,16 +108,7 @@ int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const
     fu_scratch *w = fu_scratch_get(f, m->n_items);
     if (!w) return rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
     fu_cands *c = &w->c;
-    int rc;
-    if (!keep) {
-        rc = fu_cands_build(c, f, user, h, err);
-    } else {
-        int64_t need = (int64_t)h->n;
-        for (int q = 0; q < f->n_ch; q++) need += f->cand[q];
-        rc = need > INT32_MAX || fu_scratch_reserve(f, w, (int32_t)need)
-                 ? rf_err_set(err, RF_ENOMEM, "fusion: out of memory")
-                 : fu_cands_build_hist(c, f, user, h, exclude, err);
-    }
+    int rc = keep ? fu_build_hist(f, w, user, h, exclude, err) : fu_cands_build(c, f, user, h, err);
     if (rc) goto out;
     fu_rank_cands(f, c, user, h, w->x, w->s);
     /* the best k candidates that pass (history items are candidates only
