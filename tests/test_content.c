@@ -268,7 +268,7 @@ static void test_filters(void **state) {
     int32_t pass;
     assert_int_equal(rf_item_filter_build(s->cat, m->items, m->n_items, &fs, ex, &pass, NULL), 0);
     assert_int_equal(pass, 4); /* b4 is out of stock */
-    rf_filter flt = {ex};
+    rf_filter flt = {.exclude = ex};
     rf_scored top[10];
     int n = rf_model_recommend(m, runner, &h, 10, &flt, NULL, top, NULL);
     assert_int_equal(n, 3); /* b1 is in the history */

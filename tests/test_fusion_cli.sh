@@ -2,7 +2,8 @@
 # test_fusion_cli.sh - the fused model through the real binary on a
 # generated shop: train, recommend with business rules (block, pin,
 # out-of-stock, category cap, diversity), --explain naming real
-# interactions, evaluate --models fusion comparing channels and blends.
+# interactions, repeat purchases of a consumable category with the fused
+# model, evaluate --models fusion comparing channels and blends.
 # Usage: test_fusion_cli.sh path/to/recfuse [source dir]
 set -uo pipefail
 BIN=$1
@@ -64,6 +65,50 @@ check "at most 2 items per category with --cat-cap 2" "[ $? -eq 0 ]"
 check "bad --oos is a usage error" "[ $? -eq 2 ] && grep -q 'oos' '$T/e.err'"
 "$BIN" recommend --data "$T/d" --user "$u" --block nosuchitem >/dev/null 2>"$T/e.err"
 check "unknown --block item named" "[ $? -eq 2 ] && grep -q 'nosuchitem' '$T/e.err'"
+
+# repeat purchases: with --repeat-categories C the fused lists may hold the
+# user's purchases in C (the model scores them as candidates), never any
+# other item the user touched; everything else keeps the default order
+tail -n +2 "$T/shop/users.tsv" | cut -f1 >"$T/all.txt"
+# C: the top-level category with the most items bought twice by a user
+C=$(awk -F'\t' 'NR == FNR { if (FNR > 1) { split($3, a, "/"); top[$1] = a[1] }; next }
+  FNR > 1 && $3 == "purchase" && ++n[$1 "\t" $2] == 2 { c[top[$2]]++ }
+  END { for (k in c) if (c[k] > best) { best = c[k]; b = k }; print b }' \
+  "$T/shop/items.tsv" "$T/shop/interactions.tsv")
+"$BIN" recommend --data "$T/d" --users "$T/all.txt" --k 10 >"$T/p.out" 2>/dev/null
+"$BIN" recommend --data "$T/d" --users "$T/all.txt" --k 10 --repeat-categories "$C" \
+  >"$T/rep.out" 2>"$T/rep.err" || { cat "$T/rep.err"; bad "recommend --repeat-categories"; }
+# per user: touched items (t) and purchases in C (b)
+awk -F'\t' 'NR == FNR { if (FNR > 1) { split($3, a, "/"); top[$1] = a[1] }; next }
+  FNR > 1 { print "t\t" $1 "\t" $2; if ($3 == "purchase" && top[$2] == "'"$C"'") print "b\t" $1 "\t" $2 }' \
+  "$T/shop/items.tsv" "$T/shop/interactions.tsv" | sort -u >"$T/hist.txt"
+awk -F'\t' 'NR == FNR { h[$1 "\t" $2 "\t" $3] = 1; next }
+  FILENAME == ARGV[2] { plain[$1] = $2; next }
+  { n = split($2, a, ","); rest = ""; r = 0
+    for (i = 1; i <= n; i++) {
+      if (h["t\t" $1 "\t" a[i]]) { r++; if (!h["b\t" $1 "\t" a[i]]) bad_item++ }
+      else rest = rest (rest == "" ? "" : ",") a[i] }
+    if (r) lists++
+    if (index(plain[$1] ",", rest ",") != 1 && rest != "") order++ }
+  END { print lists + 0, bad_item + 0, order + 0 }' "$T/hist.txt" "$T/p.out" "$T/rep.out" >"$T/rep.sum"
+read n_lists n_bad n_order <"$T/rep.sum"
+check "repeat: a list for every user" \
+  "[ \$(wc -l <'$T/rep.out') -eq \$(wc -l <'$T/all.txt') ] && [ \$(wc -l <'$T/p.out') -gt 300 ]"
+n_buyers=$(grep -c '^b' "$T/hist.txt" | tr -d ' ')
+check "repeat: some fused lists bring back a purchase in $C ($n_lists lists, $n_buyers purchases in $C)" \
+  "[ $n_lists -gt 0 ]"
+check "repeat: no history item but purchases in $C ($n_bad)" "[ $n_bad -eq 0 ]"
+check "repeat: the other items keep the default order ($n_order lists differ)" "[ $n_order -eq 0 ]"
+"$BIN" recommend --data "$T/d" --users "$T/all.txt" --k 10 --repeat-categories NoSuchCategory \
+  >"$T/rep0.out" 2>/dev/null
+check "repeat: a pattern matching no category changes no list" "cmp -s '$T/p.out' '$T/rep0.out'"
+"$BIN" recommend --data "$T/d" --users "$T/all.txt" --k 10 --repeat-categories "$C" --explain \
+  >"$T/repwhy.out" 2>/dev/null
+check "repeat: --explain lists the same items" \
+  "[ \"\$(awk -F'\t' '{print \$1\"\t\"\$2}' '$T/repwhy.out' | md5sum)\" = \"\$(awk -F'\t' '{n=split(\$2,a,\",\"); for(i=1;i<=n;i++) print \$1\"\t\"a[i]}' '$T/rep.out' | md5sum)\" ]"
+awk -F'\t' '$3 == "repeat" { print "b\t" $1 "\t" $2 }' "$T/repwhy.out" | sort -u >"$T/repwhy.b"
+check "repeat: repeat items are explained as such ($(wc -l <"$T/repwhy.b") lines), each a purchase" \
+  "[ -s '$T/repwhy.b' ] && [ -z \"\$(comm -23 '$T/repwhy.b' '$T/hist.txt')\" ]"
 
 # evaluate: channels, blends and the fused model side by side, with marks
 "$BIN" evaluate --quiet --data "$T/d" --models fusion --params-fusion "$P" >"$T/ev.out" 2>&1

@@ -15,7 +15,11 @@
  *     filter, the full vector only when they do not beat every
  *     non-candidate) against the top-k of the full path's score_all, for
  *     random filters (category, price band, exclusions, narrow ones) and k
- *     from 1 to past the candidate count; both of its branches are taken.
+ *     from 1 to past the candidate count; both of its branches are taken;
+ *   - repeat purchases (rf_filter.allow_history: the history items the
+ *     filter lets through join the candidates): the same on both paths,
+ *     never an excluded or other history item, the default list's order
+ *     for everything else (check_repeat).
  *
  * Data: generated here - 600 users in 12 taste groups over 2,000 items
  * with power-law popularity inside a group, 8 to 30 events each in
@@ -103,17 +107,33 @@ static int same(rf_model *m, int32_t user, const rf_hist *h, float *a, float *b)
     return pruned;
 }
 
-/* The candidates of (user, h) on the fast and the full path: the same
- * items, ranks, channel scores and feature rows. */
-static void same_cands(fu_impl *f, int32_t user, const rf_hist *h) {
+/* Build the candidates of (user, h): keep 0 fu_cands_build, else
+ * fu_cands_build_hist with exclude ex (after making room). */
+static void build_cands(fu_cands *c, fu_impl *f, int32_t user, const rf_hist *h, int keep,
+                        const uint8_t *ex) {
     rf_err err;
+    if (!keep) {
+        assert_int_equal(fu_cands_build(c, f, user, h, &err), 0);
+        return;
+    }
+    int32_t need = h->n;
+    for (int k = 0; k < f->n_ch; k++) need += f->cand[k];
+    assert_int_equal(fu_cands_reserve(c, need), 0);
+    if (fu_cands_build_hist(c, f, user, h, ex, &err)) fail_msg("build_hist: %s", err.msg);
+}
+
+/* The candidates of (user, h) on the fast and the full path: the same
+ * items, ranks, channel scores and feature rows (keep, ex: the history
+ * items that join, as build_cands). */
+static void same_cands_ex(fu_impl *f, int32_t user, const rf_hist *h, int keep,
+                          const uint8_t *ex) {
     fu_cands a, b;
     assert_int_equal(fu_cands_init(&a, f, NI), 0);
     assert_int_equal(fu_cands_init(&b, f, NI), 0);
     f->full_scan = 0;
-    assert_int_equal(fu_cands_build(&a, f, user, h, &err), 0);
+    build_cands(&a, f, user, h, keep, ex);
     f->full_scan = 1;
-    assert_int_equal(fu_cands_build(&b, f, user, h, &err), 0);
+    build_cands(&b, f, user, h, keep, ex);
     f->full_scan = 0;
     assert_int_equal(a.n, b.n);
     assert_memory_equal(a.items, b.items, (size_t)a.n * sizeof *a.items);
@@ -140,6 +160,10 @@ static void same_cands(fu_impl *f, int32_t user, const rf_hist *h) {
     free(xb);
     fu_cands_free(&a);
     fu_cands_free(&b);
+}
+
+static void same_cands(fu_impl *f, int32_t user, const rf_hist *h) {
+    same_cands_ex(f, user, h, 0, NULL);
 }
 
 /* Item side data the filters read (the test's own, not the model's). */
@@ -176,7 +200,7 @@ static void same_lists(rf_model *m, rf_rng *g, int32_t user, const rf_hist *h, f
     static const int ks[] = {1, 3, 10, 57, 400, NI};
     for (int kind = 0; kind < 6; kind++) {
         random_filter(g, kind, ex);
-        rf_filter flt = {kind ? ex : NULL};
+        rf_filter flt = {.exclude = kind ? ex : NULL};
         for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
             int k = ks[q];
             int nr = rf_topk_select(sc, NI, k, flt.exclude, ref);
@@ -195,6 +219,201 @@ static void same_lists(rf_model *m, rf_rng *g, int32_t user, const rf_hist *h, f
     free(ex);
     free(ref);
     free(got);
+}
+
+/* 1 if j is in h. */
+static int in_hist(const rf_hist *h, int32_t j) {
+    for (int32_t t = 0; t < h->n; t++)
+        if (h->items[t] == j) return 1;
+    return 0;
+}
+
+/* rf_model_recommend on the fast path, then on the full path: the same
+ * list bit for bit; returns its length. */
+static int rec_both(rf_model *m, int32_t user, const rf_hist *h, int k, const rf_filter *flt,
+                    rf_scored *out, rf_scored *tmp) {
+    fu_impl *f = m->impl;
+    rf_err err;
+    int n = rf_model_recommend(m, user, h, k, flt, NULL, out, &err);
+    if (n < 0) fail_msg("recommend: %s", err.msg);
+    f->full_scan = 1;
+    int n2 = rf_model_recommend(m, user, h, k, flt, NULL, tmp, &err);
+    f->full_scan = 0;
+    assert_int_equal(n, n2);
+    for (int t = 0; t < n; t++)
+        if (out[t].id != tmp[t].id || memcmp(&out[t].score, &tmp[t].score, sizeof(float)))
+            fail_msg("user %d k %d rank %d: item %d (%.9g) fast, %d (%.9g) full", user, k, t,
+                     out[t].id, out[t].score, tmp[t].id, tmp[t].score);
+    return n;
+}
+
+/* rf_model_recommend(m, -1, h, k, flt) with an empty pool (the scratch
+ * is allocated too) failing the Nth allocation, N = 0, 1, ... until it
+ * succeeds: RF_ENOMEM or the list ref (nr items). Returns the failures. */
+static int oom_sweep(rf_model *m, const rf_hist *h, int k, const rf_filter *flt,
+                     const rf_scored *ref, int nr) {
+    fu_impl *f = m->impl;
+    rf_err err;
+    rf_scored *got = malloc((size_t)k * sizeof *got);
+    int failed = 0;
+    for (long fail = 0; fail < 200; fail++) {
+        fu_pool_free(f);
+        assert_int_equal(fu_pool_new(f), 0);
+        rf_mem_fail_after(fail);
+        int rc = rf_model_recommend(m, -1, h, k, flt, NULL, got, &err);
+        rf_mem_fail_after(-1);
+        if (rc == RF_ENOMEM) {
+            failed++;
+            continue;
+        }
+        assert_int_equal(rc, nr);
+        assert_memory_equal(got, ref, (size_t)nr * sizeof *got);
+        break;
+    }
+    free(got);
+    return failed;
+}
+
+/* Repeat purchases (rf_filter.allow_history) for one (user, h) under a
+ * random filter ex, a random half of the history let through:
+ *   - the candidates with those items joining are the same on the fast
+ *     and the full path (items, ranks, channel scores, feature rows), and
+ *     so are the recommend op's lists, bit for bit;
+ *   - a list holds no excluded item and no history item but the let-
+ *     through ones; without those it is the default list's prefix (ids,
+ *     and scores when no filter applies and k = 10): the other candidates
+ *     score exactly as without repeats;
+ *   - the list at k is the prefix of the list at NI (both branches);
+ *   - the whole history excluded gives the default list bit for bit;
+ *   - explanations of let-through items say "repeat" and cite the item.
+ * Returns how many let-through items made the lists. */
+static int64_t repeat_case(rf_model *m, rf_rng *g, int kind, int32_t user, const rf_hist *h) {
+    fu_impl *f = m->impl;
+    rf_err err;
+    uint8_t *ex = malloc(NI), *exh = malloc(NI), *allowed = calloc(NI, 1);
+    rf_scored *a = malloc(NI * sizeof *a), *tmp = malloc(NI * sizeof *tmp),
+              *def = malloc(NI * sizeof *def), *big = malloc(NI * sizeof *big);
+    random_filter(g, kind, ex);
+    memcpy(exh, ex, NI);
+    for (int32_t t = 0; t < h->n; t++) {
+        int32_t j = h->items[t];
+        if (j < 0 || j >= NI) continue;
+        if (rf_rng_uniform(g) < 0.5) exh[j] = 1;
+        else allowed[j] = !ex[j];
+    }
+    same_cands_ex(f, user, h, 1, exh);
+    rf_filter rep = {.exclude = exh, .allow_history = 1}, dflt = {.exclude = kind ? ex : NULL};
+    int64_t n_rep = 0;
+    int nbig = rec_both(m, user, h, NI, &rep, big, tmp);
+    static const int ks[] = {1, 10, 57, 400};
+    for (size_t x = 0; x < sizeof ks / sizeof ks[0]; x++) {
+        int k = ks[x];
+        int na = rec_both(m, user, h, k, &rep, a, tmp);
+        assert_true(na <= nbig);
+        assert_memory_equal(a, big, (size_t)na * sizeof *a);
+        int nd = rf_model_recommend(m, user, h, k, &dflt, NULL, def, &err);
+        assert_true(nd >= 0);
+        int q = 0;
+        for (int t = 0; t < na; t++) {
+            int32_t j = a[t].id;
+            assert_false(exh[j]);
+            if (in_hist(h, j)) {
+                assert_true(allowed[j]);
+                n_rep++;
+                continue;
+            }
+            if (q >= nd || def[q].id != j)
+                fail_msg("user %d filter %d k %d: rank %d is %d, the default list's %d is %d",
+                         user, kind, k, t, j, q, q < nd ? def[q].id : -1);
+            if (kind == 0 && k == 10) assert_memory_equal(&def[q].score, &a[t].score, sizeof(float));
+            q++;
+        }
+        if (k == 10 && na > 0) { /* explanations: the same on both paths, repeats said so */
+            int32_t items[10];
+            rf_reason ra[10], rb[10];
+            for (int t = 0; t < na; t++) items[t] = a[t].id;
+            assert_int_equal(rf_model_explain(m, user, h, items, na, ra, &err), 0);
+            f->full_scan = 1;
+            assert_int_equal(rf_model_explain(m, user, h, items, na, rb, &err), 0);
+            f->full_scan = 0;
+            assert_memory_equal(ra, rb, (size_t)na * sizeof *ra);
+            for (int t = 0; t < na; t++) {
+                double sum = 0;
+                for (int c = 0; c < ra[t].n_contrib; c++) sum += ra[t].contrib[c].share;
+                assert_true(fabs(sum - 1) < 1e-4);
+                if (!in_hist(h, items[t])) continue;
+                assert_string_equal(ra[t].kind, "repeat");
+                assert_int_equal(ra[t].ref_item, items[t]);
+            }
+        }
+    }
+    /* the whole history excluded: exactly the default list */
+    for (int32_t t = 0; t < h->n; t++)
+        if (h->items[t] >= 0 && h->items[t] < NI) exh[h->items[t]] = 1;
+    for (int k = 10; k <= NI; k += NI - 10) {
+        int na = rec_both(m, user, h, k, &rep, a, tmp);
+        int nd = rf_model_recommend(m, user, h, k, &dflt, NULL, def, &err);
+        assert_int_equal(na, nd);
+        assert_memory_equal(a, def, (size_t)na * sizeof *a);
+    }
+    free(ex);
+    free(exh);
+    free(allowed);
+    free(a);
+    free(tmp);
+    free(def);
+    free(big);
+    return n_rep;
+}
+
+/* Repeat purchases over users with training rows, other histories,
+ * unknown users, odd and empty histories, and a history longer than the
+ * candidate lists together (the scratch grows; also under failed
+ * allocations); some let-through items make the lists. */
+static void check_repeat(rf_model *m, const rf_dataset *d, rf_rng *g) {
+    fu_impl *f = m->impl;
+    int64_t n_rep = 0;
+    int kind = 0;
+    for (int32_t u = 0; u < d->n_users; u += 41) {
+        rf_hist h, h2;
+        rf_hist_from_row(d, u, &h);
+        rf_hist_from_row(d, (u + 5) % d->n_users, &h2);
+        n_rep += repeat_case(m, g, kind++ % 6, u, &h);
+        n_rep += repeat_case(m, g, kind++ % 6, u, &h2);
+        n_rep += repeat_case(m, g, kind++ % 6, -1, &h);
+    }
+    rf_hist empty = {0, NULL, NULL, NULL};
+    repeat_case(m, g, 0, -1, &empty);
+    repeat_case(m, g, 3, 3, &empty);
+    int32_t odd[4] = {NI - 1, 5, NI + 7, 17};
+    rf_hist ho = {4, odd, NULL, NULL};
+    repeat_case(m, g, 0, -1, &ho);
+    printf("  repeat: %lld let-through history items in the lists\n", (long long)n_rep);
+    assert_true(n_rep > 0);
+    /* 700 history items, all let through: more candidates than the
+     * channels' lists hold together */
+    int32_t ncand = 0;
+    for (int k = 0; k < f->n_ch; k++) ncand += f->cand[k];
+    int32_t *many = malloc(700 * sizeof *many);
+    for (int32_t t = 0; t < 700; t++) many[t] = (int32_t)((t * 7) % NI);
+    rf_hist hm = {700, many, NULL, NULL};
+    same_cands_ex(f, -1, &hm, 1, NULL);
+    fu_cands c;
+    assert_int_equal(fu_cands_init(&c, f, NI), 0);
+    build_cands(&c, f, -1, &hm, 1, NULL);
+    assert_true(c.n > ncand); /* the union outgrew the lists */
+    fu_cands_free(&c);
+    rf_filter all = {.exclude = NULL, .allow_history = 1};
+    rf_scored *ref = malloc(NI * sizeof *ref), *got = malloc(NI * sizeof *got);
+    int nr = rec_both(m, -1, &hm, 50, &all, ref, got);
+    assert_int_equal(nr, 50);
+    int nh = 0;
+    for (int t = 0; t < nr; t++) nh += in_hist(&hm, ref[t].id);
+    assert_true(nh > 0);
+    assert_true(oom_sweep(m, &hm, 50, &all, ref, nr) > 0); /* the reserve fails too */
+    free(ref);
+    free(got);
+    free(many);
 }
 
 static void check_model(const rf_dataset *d, const char *params) {
@@ -278,6 +497,7 @@ static void check_default_channels(const rf_dataset *d) {
     int64_t from_cands, from_full;
     fu_pool_stats(f, &from_cands, &from_full);
     assert_true(from_cands > 0 && from_full > 0); /* both branches ran */
+    check_repeat(m, d, &g);
     /* failed allocations on the serving path (an empty pool: the scratch
      * is allocated too; the full branch's vector for k = 1000): RF_ENOMEM or
      * the right list, and the model serves correctly afterwards */
@@ -287,22 +507,7 @@ static void check_default_channels(const rf_dataset *d) {
     for (int k = 10; k <= 1000; k += 990) {
         int nr = rf_model_recommend(m, -1, &hu, k, NULL, NULL, ref, &err);
         assert_true(nr > 0);
-        int failed = 0;
-        for (long fail = 0; fail < 200; fail++) {
-            fu_pool_free(f);
-            assert_int_equal(fu_pool_new(f), 0);
-            rf_mem_fail_after(fail);
-            int rc = rf_model_recommend(m, -1, &hu, k, NULL, NULL, got, &err);
-            rf_mem_fail_after(-1);
-            if (rc == RF_ENOMEM) {
-                failed++;
-                continue;
-            }
-            assert_int_equal(rc, nr);
-            assert_memory_equal(got, ref, (size_t)nr * sizeof *got);
-            break;
-        }
-        assert_true(failed > 0);
+        assert_true(oom_sweep(m, &hu, k, NULL, ref, nr) > 0);
         assert_int_equal(rf_model_recommend(m, -1, &hu, k, NULL, NULL, got, &err), nr);
         assert_memory_equal(got, ref, (size_t)nr * sizeof *got);
         /* a scratch that saw a failure mid-request goes back to the pool

@@ -383,12 +383,15 @@ static void test_trending_decay(void **state) {
 
 static const char *const all_models[] = {"pop", "trending", "itemknn", "userknn", NULL};
 
+/* rf_model_recommend: the top-k of score_all without the history and the
+ * excluded items, best first, ties by id; with allow_history the history
+ * items come back unless excluded. */
 static void test_recommend_contract(void **state) {
     fixture *f = fx_random(80, 60, 0.1, 0, 11);
     int32_t ni = f->d.n_items;
     uint8_t *ex = calloc((size_t)ni, 1);
     for (int32_t j = 0; j < ni; j += 7) ex[j] = 1;
-    rf_filter filt = {ex};
+    rf_filter filt = {.exclude = ex};
     float *scratch = malloc((size_t)ni * sizeof *scratch), *s = malloc((size_t)ni * sizeof *s);
     rf_scored *out = malloc((size_t)(ni + 5) * sizeof *out);
     for (int mi = 0; all_models[mi]; mi++) {
@@ -423,6 +426,14 @@ static void test_recommend_contract(void **state) {
                                         (s[j] == out[n - 1].score && j > out[n - 1].id));
                     }
             }
+            /* allow_history: only the mask decides - the top-k of score_all
+             * over the items not excluded, history items included */
+            rf_filter keep = {.exclude = ex, .allow_history = 1};
+            rf_scored ref[12];
+            int nr = rf_topk_select(s, ni, 12, ex, ref);
+            int n = rf_model_recommend(m, u, &h, 12, &keep, scratch, out, NULL);
+            assert_int_equal(n, nr);
+            assert_memory_equal(out, ref, (size_t)n * sizeof *out);
         }
         assert_int_equal(rf_model_recommend(m, 0, NULL, 0, NULL, NULL, out, NULL), 0);
         rf_model_free(m);

@@ -28,6 +28,7 @@ struct rf_err;
 struct rf_writer;
 struct rf_reader;
 struct rf_sparse;
+struct rf_filter;
 
 /* A user's history in model item ids; weights and ts may be NULL. */
 typedef struct rf_hist {
@@ -146,13 +147,17 @@ typedef struct rf_model_ops {
                         struct rf_err *err);
     /* Optional: the list of rf_model_recommend without scoring the whole
      * catalog (fusion: its candidates). Must return exactly what the
-     * generic path returns - the best k items of score_all, never one in h,
-     * one with exclude[item] set (exclude may be NULL), or one scored
-     * -INFINITY or NaN; best first, ties by the smaller id. Called with
+     * generic path returns - the best k items of score_all, never one in h
+     * (unless f->allow_history), one with f->exclude[item] set, or one
+     * scored -INFINITY or NaN; best first, ties by the smaller id. f may be
+     * NULL (no filter). With f->allow_history a model whose score_all
+     * cannot score history items (the fused model: its candidates are
+     * never history items) scores the history items f->exclude lets
+     * through like its other candidates (docs/fusion.md). Called with
      * k > 0, h not NULL, user in [-1, n_users). Returns the count written
      * to out (k entries) or a negative RF_E* code. Thread-safe. */
     int (*recommend)(const rf_model *m, int32_t user, const rf_hist *h, int k,
-                     const uint8_t *exclude, rf_scored *out, struct rf_err *err);
+                     const struct rf_filter *f, rf_scored *out, struct rf_err *err);
 } rf_model_ops;
 
 struct rf_model {
@@ -218,14 +223,24 @@ int rf_model_score_sparse(const rf_model *m, int32_t user, const rf_hist *h,
                           struct rf_sparse *acc, struct rf_err *err);
 
 /* Filter for recommend: items with exclude[item] != 0 are skipped; the
- * user's history items are always skipped. */
+ * user's history items are skipped too, unless allow_history is set:
+ * then only exclude decides, so a caller that masks every history item
+ * except some (repeat purchases of consumables, `recfuse recommend
+ * --repeat-categories`) gets those back as candidates. `{mask}` (the
+ * zero default) is the usual filter. */
 typedef struct rf_filter {
     const uint8_t *exclude; /* n_items flags or NULL */
+    int allow_history;      /* 1: history items are candidates unless excluded */
 } rf_filter;
 
-/* Best k items for a user, never one in h (h may be NULL), nor one with
- * f->exclude set (f may be NULL), nor one the model scores -INFINITY (or
- * NaN). Best first, ties by the smaller item id: top-k of score_all.
+/* Best k items for a user, never one in h (h may be NULL; unless
+ * f->allow_history), nor one with f->exclude set (f may be NULL), nor one
+ * the model scores -INFINITY (or NaN). Best first, ties by the smaller
+ * item id: top-k of score_all. The fused model's score_all gives history
+ * items no candidate score; with allow_history its recommend op scores
+ * the history items that exclude lets through as candidates (so the list
+ * is then the top-k of score_all with those items added to the
+ * candidates).
  * Models with ops->recommend (fusion) answer through it, without a pass
  * over the catalog; the others score the catalog into `scratch`, n_items
  * floats (NULL: allocated per call). out has k entries. Returns the count

@@ -23,8 +23,12 @@
  * --pin, --boost, --block, --diversity) take the model's best
  * max(5k, k + 100) items as candidates and re-rank them per user; with
  * --repeat-categories the user's purchases in those categories stay
- * candidates (repeat purchases of consumables). --explain prints one
- * line per recommended item with its reason (rf_model_explain). */
+ * candidates (repeat purchases of consumables): the candidates come from
+ * rf_model_recommend with rf_filter.allow_history, the mask holding every
+ * item the user touched but those purchases, so a model that scores
+ * history items keeps them and the fused model adds them to its own
+ * candidates (docs/fusion.md). --explain prints one line per recommended
+ * item with its reason (rf_model_explain). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,18 +485,16 @@ int rf_cmd_recommend(rf_args *a) {
                     if (c >= 0 && rules.repeat_ok[c]) mask[j->bought[x]] = base ? base[j->bought[x]] : 0;
                 }
             rf_hist h = {j->n_hist, j->items, j->weights, j->ts};
-            rf_filter f = {mask};
+            /* with rules the mask alone decides which history items stay out */
+            rf_filter f = {.exclude = mask, .allow_history = rules.on};
             rf_scored *o = outs + (size_t)(u - c0) * (size_t)k;
             float *sc = scratch + t * (size_t)m->n_items;
             int n;
             if (!rules.on) {
                 n = rf_model_recommend(m, j->user, &h, (int)k, &f, sc, o, NULL);
             } else {
-                /* rf_model_recommend drops history items: score and select
-                 * here so repeat-purchase candidates survive */
                 rf_scored *cd = cands + t * (size_t)ncand;
-                n = rf_model_score_all(m, j->user, &h, sc, NULL);
-                if (n == 0) n = rf_topk_select(sc, m->n_items, ncand, mask, cd);
+                n = rf_model_recommend(m, j->user, &h, ncand, &f, sc, cd, NULL);
                 if (n >= 0) {
                     rf_rerank_req req = rules.base;
                     req.bought = j->bought;

@@ -26,6 +26,14 @@
  * (fu_impl.full_scan forces the full path everywhere; test_fusion_prune
  * checks both for every default channel).
  *
+ * Repeat purchases (fu_cands_build_hist, rf_filter.allow_history): the
+ * history items the caller lets through join the union after the
+ * channels' lists are made - the lists stay those of fu_cands_build (a
+ * channel never proposes a history item), so every other candidate keeps
+ * its ranks, normalisation and feature row, and the joining items are
+ * scored like any candidate no channel proposed (hmask FU_HIST_CAND: the
+ * rows score them instead of -INFINITY).
+ *
  * DESIGN: the union is the lists' items set in a bit array (a bit per
  * catalog item, 12.5 kB for 100k items, cleared as it is read back in
  * ascending order), so a request touches O(sum of N) memory beyond what
@@ -135,6 +143,18 @@ int fu_fixed_init(fu_impl *f, int32_t n_items, rf_err *err) {
     return 0;
 }
 
+int fu_cands_reserve(fu_cands *c, int32_t cap) {
+    if (cap <= c->cap) return 0;
+    int32_t *items = rf_realloc_array(c->items, (size_t)cap, sizeof *items);
+    if (!items) return RF_ENOMEM;
+    c->items = items;
+    int32_t *rank = rf_realloc_array(c->rank, (size_t)c->n_ch * (size_t)cap, sizeof *rank);
+    if (!rank) return RF_ENOMEM;
+    c->rank = rank;
+    c->cap = cap;
+    return 0;
+}
+
 void fu_cands_free(fu_cands *c) {
     if (!c) return;
     rf_free(c->sc);
@@ -161,8 +181,8 @@ static int32_t find(const fu_cands *c, int32_t j) {
 }
 
 /* Score items[0..n) in channel k's row, a pruned or sparse channel, as
- * score_all does (history items, marked in c->hmask, get -INFINITY; ids
- * outside the catalog are skipped): a sparse channel's from its
+ * score_all does (history items marked FU_HIST in c->hmask get -INFINITY;
+ * ids outside the catalog are skipped): a sparse channel's from its
  * accumulator or fallback, a factor channel's by the item kernel in
  * blocks. */
 static void extend(fu_cands *c, const fu_impl *f, int k, const int32_t *items, int32_t n) {
@@ -175,7 +195,7 @@ static void extend(fu_cands *c, const fu_impl *f, int k, const int32_t *items, i
     for (int32_t t = 0; t < n; t++) {
         int32_t j = items[t];
         if (j < 0 || j >= c->n_items) continue;
-        if (c->hmask[j]) {
+        if (c->hmask[j] == FU_HIST) {
             s[j] = -INFINITY;
         } else if (f->sparse[k]) {
             s[j] = rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
@@ -193,10 +213,20 @@ static void extend(fu_cands *c, const fu_impl *f, int k, const int32_t *items, i
     }
 }
 
-/* Set (on = 1) or clear the history items in c->hmask. */
-static void mark_hist(fu_cands *c, const rf_hist *h, uint8_t on) {
-    for (int32_t t = 0; t < h->n; t++)
-        if (h->items[t] >= 0 && h->items[t] < c->n_items) c->hmask[h->items[t]] = on;
+/* Set (on = 1) or clear the history items in c->hmask: FU_HIST, or
+ * FU_HIST_CAND for those the build lets join the candidates (c->keep_hist
+ * and not c->keep_ex). Returns how many are FU_HIST_CAND. */
+static int32_t mark_hist(fu_cands *c, const rf_hist *h, int on) {
+    int32_t n = 0;
+    for (int32_t t = 0; t < h->n; t++) {
+        int32_t j = h->items[t];
+        if (j < 0 || j >= c->n_items) continue;
+        uint8_t v = 0;
+        if (on) v = c->keep_hist && !(c->keep_ex && c->keep_ex[j]) ? FU_HIST_CAND : FU_HIST;
+        n += v == FU_HIST_CAND && c->hmask[j] != FU_HIST_CAND; /* once per item */
+        c->hmask[j] = v;
+    }
+    return n;
 }
 
 /* Channel k's top-N by the pruned scan when it is a factor channel and the
@@ -271,9 +301,14 @@ int fu_channel_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const rf_
     } else {
         int rc = rf_model_score_all(f->ch[k], user, h, s, err);
         if (rc) return rc;
-        for (int32_t t = 0; t < h->n; t++)
-            if (h->items[t] >= 0 && h->items[t] < c->n_items) s[h->items[t]] = -INFINITY;
-        c->n_top[k] = rf_topk_select(s, c->n_items, f->cand[k], NULL, top);
+        int keep = 0; /* history items joining the candidates keep their score */
+        for (int32_t t = 0; t < h->n; t++) {
+            int32_t j = h->items[t];
+            if (j < 0 || j >= c->n_items) continue;
+            if (c->hmask[j] == FU_HIST_CAND) keep = 1;
+            else s[j] = -INFINITY;
+        }
+        c->n_top[k] = rf_topk_select(s, c->n_items, f->cand[k], keep ? c->hmask : NULL, top);
         c->scp[k] = s;
     }
     c->hi[k] = c->n_top[k] > 0 ? top[0].score : 0;
@@ -281,7 +316,8 @@ int fu_channel_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const rf_
     return 0;
 }
 
-static int build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, rf_err *err) {
+static int build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, int32_t n_keep,
+                 rf_err *err) {
     c->n = 0;
     /* the union: the lists' items set in a bit array (n_items / 8 bytes),
      * then read back in ascending order word by word, then cleared */
@@ -298,6 +334,13 @@ static int build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, 
             if (j < lo) lo = j;
             if (j > hi) hi = j;
         }
+    }
+    for (int32_t t = 0; t < h->n && n_keep > 0; t++) { /* history items that join */
+        int32_t j = h->items[t];
+        if (j < 0 || j >= c->n_items || c->hmask[j] != FU_HIST_CAND) continue;
+        c->ubits[j >> 6] |= (uint64_t)1 << (j & 63);
+        if (j < lo) lo = j;
+        if (j > hi) hi = j;
     }
     for (int32_t wd = lo >> 6; hi >= 0 && wd <= hi >> 6; wd++) {
         uint64_t b = c->ubits[wd];
@@ -320,8 +363,27 @@ static int build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, 
 }
 
 int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h, rf_err *err) {
+    c->keep_hist = 0;
+    c->keep_ex = NULL;
     mark_hist(c, h, 1);
-    int rc = build(c, f, user, h, err);
+    int rc = build(c, f, user, h, 0, err);
+    mark_hist(c, h, 0);
+    return rc;
+}
+
+int fu_cands_build_hist(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,
+                        const uint8_t *exclude, rf_err *err) {
+    c->keep_hist = 1;
+    c->keep_ex = exclude;
+    int64_t need = 0;
+    for (int k = 0; k < f->n_ch; k++) need += f->cand[k];
+    int32_t n_keep = mark_hist(c, h, 1);
+    int rc = 0;
+    if (need + n_keep > c->cap)
+        rc = rf_err_set(err, RF_EINVAL, "fusion: room for %d candidates, %lld needed "
+                        "(fu_scratch_reserve)", (int)c->cap, (long long)(need + n_keep));
+    else
+        rc = build(c, f, user, h, n_keep, err);
     mark_hist(c, h, 0);
     return rc;
 }
@@ -336,12 +398,13 @@ void fu_cands_extend(fu_cands *c, const fu_impl *f, const rf_hist *h, int k, con
     } else if (f->sparse[k]) {
         const rf_sparse *sp = &c->sp[k];
         for (int32_t j = 0; j < c->n_items; j++)
-            s[j] = c->hmask[j] ? -INFINITY : rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
+            s[j] = c->hmask[j] == FU_HIST ? -INFINITY
+                   : rf_sparse_has(sp, j) ? sp->val[j] : f->fixed[k][j];
         c->full[k] = 1;
     } else {
         rf_factors_score_all(&f->fac[k], c->vec + (size_t)k * (size_t)c->ld_max, s);
         for (int32_t j = 0; j < c->n_items; j++)
-            if (c->hmask[j]) s[j] = -INFINITY;
+            if (c->hmask[j] == FU_HIST) s[j] = -INFINITY;
         c->full[k] = 1;
     }
     mark_hist(c, h, 0);

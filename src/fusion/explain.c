@@ -16,7 +16,11 @@
  *   pop       "popular in Z" (the item's category)
  *   trending  "popular in Z this week"
  *   content   "matches your interest in Z"
- * X is always an item of the user's history h. */
+ * X is always an item of the user's history h. An item of h itself (a
+ * repeat purchase: rf_filter.allow_history) is explained as the
+ * candidate it was then - the candidates are built with the history
+ * joining them - and its reason is kind "repeat", "again: you had X
+ * before", X the item itself. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +76,13 @@ static int32_t rules_ref(const rf_model *rules, const rf_hist *h, int32_t j) {
         rf_free(r);
     }
     return best;
+}
+
+/* 1 if item j is in the history h. */
+static int in_hist(const rf_hist *h, int32_t j) {
+    for (int32_t t = 0; t < h->n; t++)
+        if (h->items[t] == j) return 1;
+    return 0;
 }
 
 static void reason_text(const rf_model *m, const fu_impl *f, int k, const rf_hist *h, int32_t j,
@@ -178,8 +189,12 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
         goto out;
     }
     fu_cands *c = &w->c;
+    /* a history item among them: explain it as a repeat candidate */
+    int32_t n_rep = 0;
+    for (int32_t q = 0; q < n; q++) n_rep += in_hist(h, items[q]);
+    rc = n_rep ? fu_build_hist(f, w, user, h, NULL, err) : fu_cands_build(c, f, user, h, err);
+    if (rc) goto out;
     float *x = w->x;
-    if ((rc = fu_cands_build(c, f, user, h, err))) goto out;
     fu_features(f, &f->side, c, user, h, x);
     /* the explained items may be outside the candidates: their scores in
      * the factor and sparse channels scored only on the candidates */
@@ -231,6 +246,11 @@ int fu_explain(const rf_model *m, int32_t user, const rf_hist *h, const int32_t 
         for (int k = 1; k < f->n_ch; k++)
             if (sh[k] > sh[main_k]) main_k = k;
         reason_text(m, f, main_k, h, j, r);
+        if (in_hist(h, j)) {
+            snprintf(r->kind, sizeof r->kind, "repeat");
+            snprintf(r->text, sizeof r->text, "again: you had %s before", rf_idmap_str(m->items, j));
+            r->ref_item = j;
+        }
     }
 out:
     rf_free(contrib);

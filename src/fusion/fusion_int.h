@@ -160,8 +160,13 @@ int fu_side_load(fu_side *s, struct rf_reader *r, int32_t n_users, int32_t n_ite
                  struct rf_err *err);
 
 /* ---- candidates.c ---- */
+/* hmask values: a history item no channel may propose and every row
+ * scores -INFINITY; a history item that is a candidate all the same. */
+enum { FU_HIST = 1, FU_HIST_CAND = 2 };
+
 /* One user's candidates. Per channel c: sc[c] its score vector (n_items
- * floats; history items -INFINITY), top[c] its best cand[c] items. items:
+ * floats; history items -INFINITY, but those that joined the candidates
+ * through fu_cands_build_hist), top[c] its best cand[c] items. items:
  * the union, ascending ids; rank[c * n + t] 1-based rank of items[t] in
  * channel c's list or 0 when absent. A factor channel with a user vector
  * and a sparse channel are scored only on the union (full[c] == 0): the
@@ -178,7 +183,11 @@ typedef struct fu_cands {
     uint8_t full[FU_MAX_CH];     /* 1: scp[k] holds every item's score */
     float *vec;      /* n_ch x ld_max: factor channels' user vectors */
     int ld_max;
-    uint8_t *hmask;  /* n_items: the history items (set during a build) */
+    uint8_t *hmask;  /* n_items: the history items (set during a build):
+                        FU_HIST, or FU_HIST_CAND for one that joins the
+                        candidates (fu_cands_build_hist) */
+    int keep_hist;   /* the build let history items join (fu_cands_build_hist) */
+    const uint8_t *keep_ex; /* ... except these (borrowed until the next build) */
     uint64_t *ubits; /* n_items bits: the union while it is merged (else 0) */
     rf_scored *top;  /* n_ch x max_cand */
     int n_top[FU_MAX_CH];
@@ -195,9 +204,21 @@ int fu_cands_init(fu_cands *c, const fu_impl *f, int32_t n_items);
 int fu_fixed_init(fu_impl *f, int32_t n_items, struct rf_err *err);
 void fu_fixed_free(fu_impl *f);
 void fu_cands_free(fu_cands *c);
+/* Room for cap candidates (items, rank); c->n and the contents are not
+ * kept. 0 or RF_ENOMEM (c unchanged but maybe larger arrays). */
+int fu_cands_reserve(fu_cands *c, int32_t cap);
 /* Fill c for (user, h). channels: f->ch (fitted). */
 int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,
                    struct rf_err *err);
+/* The same, and every history item with exclude[item] == 0 (exclude may
+ * be NULL: every one) joins the union too (rf_filter.allow_history):
+ * proposed by no channel (rank 0 in each; the channels' lists, ranks,
+ * best and N-th scores stay those of fu_cands_build), its channel scores
+ * whatever each channel gives it. The other candidates' scores and
+ * feature rows are those of fu_cands_build. exclude is borrowed until the
+ * next build (fu_cands_extend reads it). */
+int fu_cands_build_hist(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h,
+                        const uint8_t *exclude, struct rf_err *err);
 /* The best n items of channel k's precomputed order (f->fixed_order[k];
  * a fixed or sparse channel) with skip[item] == 0 (skip may be NULL) into
  * out: the top-n of f->fixed[k] with those items excluded. Returns the
@@ -205,13 +226,14 @@ int fu_cands_build(fu_cands *c, const fu_impl *f, int32_t user, const rf_hist *h
 int fu_order_top(const fu_impl *f, int k, int32_t n_items, const uint8_t *skip, int n,
                  rf_scored *out);
 /* Channel k's top-N alone (c->top row k, n_top[k], hi/lo, scp[k]), the
- * history items marked in c->hmask by the caller: the step of
+ * history items marked in c->hmask (FU_HIST) by the caller: the step of
  * fu_cands_build per channel (the benchmark times it). */
 int fu_channel_top(fu_cands *c, const fu_impl *f, int k, int32_t user, const rf_hist *h,
                    struct rf_err *err);
 /* Make channel k's scores known for items[0..n) too (ids outside the
  * catalog skipped), or for every item when items is NULL (then full[k] =
- * 1); h: the history of the build (its items get -INFINITY). A no-op for
+ * 1); h: the history of the build (its items get -INFINITY, but those the
+ * build let join the candidates). A no-op for
  * channels already full. Same floats as the full path. */
 void fu_cands_extend(fu_cands *c, const fu_impl *f, const rf_hist *h, int k, const int32_t *items,
                      int32_t n);
@@ -268,6 +290,9 @@ typedef struct fu_scratch {
 /* A scratch for a fitted f over n_items items: from the model's pool, or
  * new when the pool is empty (or f has none). NULL: out of memory. */
 fu_scratch *fu_scratch_get(const fu_impl *f, int32_t n_items);
+/* Room for cap candidates in w (its candidates, feature rows and
+ * scores), for fu_cands_build_hist. 0 or RF_ENOMEM. */
+int fu_scratch_reserve(const fu_impl *f, fu_scratch *w, int32_t cap);
 /* Give it back (kept for the next request, or freed when the pool is
  * full). NULL is a no-op. */
 void fu_scratch_put(const fu_impl *f, fu_scratch *w);
@@ -282,13 +307,17 @@ void fu_pool_free(fu_impl *f);
 /* Full fused scores of user (h) into out (n_items), using scratch w. */
 int fu_score_user(const rf_model *m, fu_scratch *w, int32_t user, const rf_hist *h, float *out,
                   struct rf_err *err);
+/* fu_cands_build_hist into w->c after making room in w for every
+ * history item (fu_scratch_reserve): RF_ENOMEM, or as the build. */
+int fu_build_hist(const fu_impl *f, fu_scratch *w, int32_t user, const rf_hist *h,
+                  const uint8_t *exclude, struct rf_err *err);
 /* Final scores of c's candidates into s (c->n); x scratch rows. */
 void fu_rank_cands(const fu_impl *f, const fu_cands *c, int32_t user, const rf_hist *h, float *x,
                    float *s);
 /* The fused model's recommend op (model.h): the best k candidates that
  * pass the filter when they beat every non-candidate, else the top-k of
  * the full score vector. */
-int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const uint8_t *exclude,
+int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const rf_filter *flt,
                  rf_scored *out, struct rf_err *err);
 
 /* ---- explain.c ---- */

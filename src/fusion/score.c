@@ -15,7 +15,13 @@
  * term never exceeds 0.5). Only when fewer candidates pass (a narrow
  * filter) does it fill the catalog vector and take its top-k. A cold user
  * (unknown, no history) gets the pop channel's list (score_all's
- * fallback, fusion.c) by walking its precomputed order. */
+ * fallback, fusion.c) by walking its precomputed order.
+ *
+ * With rf_filter.allow_history (repeat purchases: `recfuse recommend
+ * --repeat-categories`) the history items the filter lets through join
+ * the candidates (fu_cands_build_hist) and are ranked like them; the
+ * other candidates score exactly as without it, so the list is the
+ * default one with those items placed where the ranker puts them. */
 #include <math.h>
 #include <string.h>
 
@@ -70,30 +76,43 @@ int fu_score_user(const rf_model *m, fu_scratch *w, int32_t user, const rf_hist 
     return 0;
 }
 
+int fu_build_hist(const fu_impl *f, fu_scratch *w, int32_t user, const rf_hist *h,
+                  const uint8_t *exclude, rf_err *err) {
+    int64_t need = (int64_t)h->n;
+    for (int k = 0; k < f->n_ch; k++) need += f->cand[k];
+    if (need > INT32_MAX || fu_scratch_reserve(f, w, (int32_t)need))
+        return rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
+    return fu_cands_build_hist(&w->c, f, user, h, exclude, err);
+}
+
 /* Cold user: the list of the channel score_all falls back to (the pop
  * channel, else the first), from its precomputed order when it has one. */
 static int cold_recommend(const rf_model *m, const rf_hist *h, int k, const uint8_t *exclude,
                           rf_scored *out, rf_err *err) {
+    /* no history: allow_history changes nothing */
     const fu_impl *f = m->impl;
     int kc = 0;
     for (int q = 0; q < f->n_ch; q++)
         if (f->kind[q] == FU_POP) kc = q;
     if (f->fixed[kc]) return fu_order_top(f, kc, m->n_items, exclude, k, out);
-    rf_filter flt = {exclude};
+    rf_filter flt = {.exclude = exclude};
     return rf_model_recommend(f->ch[kc], -1, h, k, &flt, NULL, out, err);
 }
 
-int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const uint8_t *exclude,
+int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const rf_filter *flt,
                  rf_scored *out, rf_err *err) {
     const fu_impl *f = m->impl;
+    const uint8_t *exclude = flt ? flt->exclude : NULL;
+    const int keep = flt && flt->allow_history;
     if (h->n == 0 && (user < 0 || user >= m->n_users)) return cold_recommend(m, h, k, exclude, out, err);
     fu_scratch *w = fu_scratch_get(f, m->n_items);
     if (!w) return rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
     fu_cands *c = &w->c;
-    int rc = fu_cands_build(c, f, user, h, err);
+    int rc = keep ? fu_build_hist(f, w, user, h, exclude, err) : fu_cands_build(c, f, user, h, err);
     if (rc) goto out;
     fu_rank_cands(f, c, user, h, w->x, w->s);
-    /* the best k candidates that pass (candidates are never history items) */
+    /* the best k candidates that pass (history items are candidates only
+     * when the filter let them join) */
     rf_topk t;
     rf_topk_init(&t, out, k);
     for (int32_t q = 0; q < c->n; q++) {
@@ -112,7 +131,7 @@ int fu_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k, const
         goto out;
     }
     fill_all(m, c, h, w->s, w->all);
-    for (int32_t q = 0; q < h->n; q++)
+    for (int32_t q = 0; q < h->n && !keep; q++) /* with keep, exclude drops the others */
         if (h->items[q] >= 0 && h->items[q] < m->n_items) w->all[h->items[q]] = -INFINITY;
     rc = rf_topk_select(w->all, m->n_items, k, exclude, out);
 out:

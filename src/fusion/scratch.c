@@ -71,6 +71,18 @@ fu_scratch *fu_scratch_get(const fu_impl *f, int32_t n_items) {
     return w;
 }
 
+int fu_scratch_reserve(const fu_impl *f, fu_scratch *w, int32_t cap) {
+    if (cap <= w->c.cap) return 0;
+    /* the rows first: a failure leaves them larger than c.cap, never smaller */
+    float *x = rf_realloc_array(w->x, (size_t)cap * (size_t)fu_n_feats(f), sizeof *x);
+    if (!x) return RF_ENOMEM;
+    w->x = x;
+    float *s = rf_realloc_array(w->s, (size_t)cap, sizeof *s);
+    if (!s) return RF_ENOMEM;
+    w->s = s;
+    return fu_cands_reserve(&w->c, cap);
+}
+
 void fu_pool_stats(const fu_impl *f, int64_t *from_cands, int64_t *from_full) {
     fu_pool *p = f->pool;
     *from_cands = *from_full = 0;

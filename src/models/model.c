@@ -264,7 +264,7 @@ int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
     if (k <= 0) return 0;
     if (m->ops->recommend) {
         int rc = call_args(m, &user, &h, err);
-        return rc ? rc : m->ops->recommend(m, user, h, k, f ? f->exclude : NULL, out, err);
+        return rc ? rc : m->ops->recommend(m, user, h, k, f, out, err);
     }
     float *s = scratch;
     if (!s) {
@@ -273,7 +273,7 @@ int rf_model_recommend(const rf_model *m, int32_t user, const rf_hist *h, int k,
     }
     int rc = rf_model_score_all(m, user, h, s, err);
     if (rc == 0) {
-        if (h)
+        if (h && !(f && f->allow_history))
             for (int32_t t = 0; t < h->n; t++) {
                 int32_t it = h->items[t];
                 if (it >= 0 && it < m->n_items) s[it] = -INFINITY;

@@ -21,7 +21,7 @@ void srv_score_job(srv_sjob *q) {
         return;
     }
     rf_err_clear(&q->err);
-    rf_filter flt = {q->mask};
+    rf_filter flt = {.exclude = q->mask};
     int n = rf_model_recommend(q->m, q->user, &q->h, q->k, &flt, q->scores, q->out, &q->err);
     if (n < 0) {
         q->rc = n;
