@@ -250,6 +250,12 @@ same=0; for w in 1 2 3; do cmp -s "$T/srv.$w" "$T/cli.tsv" && same=$((same + 1))
 # ---- connections spread over the event loops (listen.c) ----------------------
 # 8 keep-alive connections held open by this shell, plus the curl asking for
 # /metrics: the 4 loops hold 3,2,2,2 - never one loop with most of them
+# first the earlier clients' connections are gone (only this curl's own is open)
+for _ in $(seq 1 40); do
+  open=$(curl -s "$URL/metrics" | sed -n 's/^recfuse_http_connections{loop="[0-9]*"} //p' | awk '{n += $1} END {print n}')
+  [ "$open" = 1 ] && break
+  sleep 0.05
+done
 fds=()
 for i in 1 2 3 4 5 6 7 8; do
   exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
