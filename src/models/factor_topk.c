@@ -265,15 +265,17 @@ int rf_factors_topk_pruned(const rf_factors *f, const rf_factor_index *ix, const
         n += nb;
         for (int32_t q = 0; q < nb; q++) {
             const int32_t p = p0 + q;
+            /* a is finite (a row with a non-finite entry has scale 0) and
+             * e > 0, +inf for such a row: never NaN, and such a row is
+             * always scored exactly */
             float a = fvs * ix->qscale[p] * (float)isum[q];
             float e = c1 * ix->norms[p] + c2 * ix->qerr[p] + 1e-30f;
             float ub = a + e;
-            if (!(ub >= tau) && e == e) continue; /* the common case once tau is set */
+            if (ub < tau) continue; /* the common case once tau is set */
             int32_t i = ix->perm[p];
             if (mask && mask[i]) continue;
-            if (!(e <= INFINITY)) ub = INFINITY; /* not finite: always scored exactly */
             float lb = a - e;
-            if (lb == lb && rf_topk_enters(&lo, i, lb)) {
+            if (rf_topk_enters(&lo, i, lb)) {
                 rf_topk_insert(&lo, i, lb);
                 if (lo.n == lo.k) tau = lo.heap[0].score;
             }

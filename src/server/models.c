@@ -211,10 +211,10 @@ static int build_snap(rf_server *s, srv_snap **out, rf_err *err) {
             sn->has_fac = 1;
     }
     if (rc == 0 && mm && mm->items) { /* row id -> item id, so requests read histories without the join */
-        rf_store *st = NULL;
-        if ((rc = rf_store_open(s->cfg.data_dir, 0, &st, err)) == 0)
-            rc = rf_store_item_rids(st, mm->items, &sn->r2m, &sn->nr2m, err);
-        rf_store_close(st);
+        srv_ctx *ctx = srv_ctx_get(s, err); /* a read connection of the request pool */
+        rc = ctx ? rf_store_item_rids(ctx->st, mm->items, &sn->r2m, &sn->nr2m, err)
+                 : err && err->code ? err->code : RF_ENOMEM;
+        srv_ctx_put(s, ctx);
     }
     if (rc == 0) {
         sn->pop_m = sn->mod[M_POP].m ? sn->mod[M_POP].m : sn->mod[M_MAIN].m;

@@ -1,12 +1,13 @@
 /* server.c - the HTTP front of `recfuse serve`: libmicrohttpd daemon,
  * request lifecycle (body accumulation, routing, auth, metrics), JSON
- * replies, per-thread scratch, start and graceful shutdown.
+ * replies, per-request scratch, start and graceful shutdown.
  *
  * DESIGN: cfg.threads event loops (libmicrohttpd daemons, one epoll
  * thread each) are fed connections by one acceptor (listen.c); read
- * routes, lists included, run to completion on the connection's loop. POST /v1/events is the one asynchronous route: it queues
- * its events for the group-commit writer and suspends the connection, so
- * a pool thread never waits for an fsync (writer.c). Every reply is JSON
+ * routes, lists included, run to completion on the connection's loop.
+ * POST /v1/events is the one asynchronous route: it queues its events for
+ * the group-commit writer and suspends the connection, so a loop never
+ * waits for an fsync (writer.c). Every reply is JSON
  * except /metrics; every error is {"error": {"code", "message"}} with the
  * message naming the parameter, field or route at fault. Scratch buffers
  * (a read connection to the store, score and mask arrays) come from a
